@@ -1,0 +1,32 @@
+"""Test-wide settings.
+
+Determinism rules: no test sleeps to wait for something; timing-dependent scenarios run on
+Trio's autojump clock over the in-memory transport only (the mock clock must never meet
+real sockets). Every async test runs on asyncio and on Trio.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio.testing
+
+BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """Every async test runs on asyncio and on Trio (real clocks)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def autojump_backend() -> tuple[str, dict[str, object]]:
+    """Trio with a mock clock that jumps ahead whenever every task is blocked.
+
+    Use only with the in-memory transport: override ``anyio_backend`` in the test module
+    with this fixture's value.
+    """
+    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
