@@ -1,0 +1,52 @@
+"""Descriptions of endpoints: what an RPC takes and returns, what a channel carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["ChannelSpec", "EndpointSpec", "RpcSpec"]
+
+
+@attrs.frozen
+class RpcSpec:
+    """An RPC endpoint. ``parameter``/``result`` are wire types, or ``None`` for void.
+
+    A void parameter is left out of the ``rpcCall`` frame; a void result is an ``rpcResult``
+    without a ``result`` key.
+    """
+
+    namespace: str
+    name: str
+    parameter: Any
+    result: Any
+
+    @property
+    def kind(self) -> str:
+        return "rpc"
+
+
+@attrs.frozen
+class ChannelSpec:
+    """A channel endpoint.
+
+    ``to_client`` and ``to_server`` are registered tagged unions of packets (``to_server`` is
+    ``None`` when the client can send nothing). ``cancel_packet`` is the packet that asks the
+    server to end the channel early (``{"type": "cancel"}``, ``{"type": "stop"}`` ...), or
+    ``None`` when the endpoint has none and only dropping the socket ends it.
+    """
+
+    namespace: str
+    name: str
+    creation_parameter: Any
+    to_client: Any
+    to_server: Any
+    cancel_packet: Any = None
+
+    @property
+    def kind(self) -> str:
+        return "channel"
+
+
+EndpointSpec = RpcSpec | ChannelSpec
