@@ -7,6 +7,8 @@ real sockets). Every async test runs on asyncio and on Trio.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import trio.testing
 
@@ -30,3 +32,21 @@ def autojump_backend() -> tuple[str, dict[str, object]]:
     with this fixture's value.
     """
     return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0)})
+
+
+_MUST_RUN_MARKERS = ("model", "interop")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under CI=true a skipped ``model`` or ``interop`` test is a failure, not a skip."""
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        and any(item.get_closest_marker(m) for m in _MUST_RUN_MARKERS)
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which is not allowed for model/interop tests: {reason}"
