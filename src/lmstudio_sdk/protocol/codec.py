@@ -21,6 +21,7 @@ protocol) and encoding errors :class:`~lmstudio_sdk.errors.LocalProtocolError`; 
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from typing import Any, TypeVar, Union
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ..errors import LocalProtocolError, RemoteProtocolError
@@ -37,9 +39,10 @@ from .naming import to_camel
 try:  # orjson is an optional extra; stdlib json is the fallback.
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
+    "USING_ORJSON",
     "Unknown",
     "converter",
     "dumps",
@@ -48,7 +51,6 @@ __all__ = [
     "structure",
     "tag_of",
     "unstructure",
-    "USING_ORJSON",
 ]
 
 T = TypeVar("T")
@@ -194,6 +196,24 @@ converter.register_structure_hook(float, _structure_float)
 converter.register_structure_hook(bool, _structure_bool)
 
 
+def _sequence_structure_factory(tp: Any) -> Callable[[Any, Any], Any]:
+    # cattrs iterates whatever it is given, so "abc" would become ["a", "b", "c"] and an
+    # object would become the list of its keys; a JSON array is required instead.
+    is_tuple = typing.get_origin(tp) is tuple
+    make = homogenous_tuple_structure_factory if is_tuple else list_structure_factory
+    inner = make(tp, converter)
+
+    def structure_array(value: Any, _: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a JSON array, got {type(value).__name__}")
+        return inner(value, tp)
+
+    return structure_array
+
+
+converter.register_structure_hook_factory(is_sequence, _sequence_structure_factory)
+
+
 def _as_object(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError(f"expected a JSON object, got {type(value).__name__}")
@@ -239,10 +259,21 @@ def register_tagged_union(union: Any, *, tag: str = "type", unknown: bool = True
     converter.register_unstructure_hook(union, lambda value: converter.unstructure(value, type(value)))
 
 
+_PATH_ATTRIBUTE = re.compile(r"\.([a-z_][a-z0-9_]*)")
+
+
+def _wire_path(message: str) -> str:
+    # cattrs paths use attribute names ("@ $.call_id"); the peer only knows the wire keys.
+    head, sep, path = message.rpartition(" @ ")
+    if not sep:
+        return message
+    return head + sep + _PATH_ATTRIBUTE.sub(lambda m: "." + to_camel(m.group(1)), path)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        text = "; ".join(cattrs.transform_error(exc))
-        return text.replace(" | lmstudio_sdk.protocol._unset.UnsetType", "")
+        messages = (_wire_path(m) for m in cattrs.transform_error(exc))
+        return "; ".join(messages).replace(" | lmstudio_sdk.protocol._unset.UnsetType", "")
     return f"{type(exc).__name__}: {exc}"
 
 
