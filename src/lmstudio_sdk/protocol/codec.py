@@ -70,7 +70,7 @@ if _orjson is not None:
         return _orjson_loads(text)
 
 else:
-    _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
     _json_loads = json.loads
 
     def dumps(value: Any) -> str:

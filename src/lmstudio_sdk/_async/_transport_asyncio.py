@@ -1,0 +1,123 @@
+"""The asyncio transport, on the ``websockets`` asyncio client. Imported only under asyncio.
+
+Uses only API present in websockets 16 (the last release for Python 3.10) and 17.
+Per-message compression is off (it costs CPU and buys nothing on loopback), proxies from
+the environment are ignored (LM Studio is local; trio-websocket has no proxy support
+either), and websockets' keepalive pings keep their defaults (every 20 s, 20 s to answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidStatus,
+    InvalidURI,
+)
+
+from ..errors import RemoteProtocolError
+from .transport import TransportClosed, check_text, connect_failed, describe_os_error
+
+
+class WebsocketsTransport:
+    """A :class:`~lmstudio_sdk._async.transport.Transport` over ``websockets`` (asyncio)."""
+
+    def __init__(self, ws: ClientConnection, url: str, close_timeout: float) -> None:
+        self._ws = ws
+        self._url = url
+        self._close_timeout = close_timeout
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<WebsocketsTransport {self._url} {state}>"
+
+    async def send_text(self, text: str) -> None:
+        check_text(text)
+        if self._closed:
+            raise TransportClosed.closed_locally()
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            raise self._closed_error(exc) from None
+
+    async def receive_text(self) -> str:
+        if self._closed:
+            raise TransportClosed.closed_locally()
+        try:
+            # Cancelling recv() is safe in websockets >= 13: no frame is lost.
+            message = await self._ws.recv()
+        except ConnectionClosed as exc:
+            raise self._closed_error(exc) from None
+        if isinstance(message, bytes):
+            raise RemoteProtocolError(
+                f"expected a text frame, the server sent a binary frame ({len(message)} bytes)"
+            )
+        return message
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            # Same rule as the Trio transport: cancelled means close abruptly at once;
+            # otherwise try the close handshake, bounded by close_timeout (close() can also
+            # wait on a write buffer the peer never drains, hence our own scope).
+            if anyio.current_effective_deadline() != -math.inf:
+                with anyio.move_on_after(self._close_timeout):
+                    await self._ws.close()
+        finally:
+            self._ws.transport.abort()  # no-op once closed; frees the socket in any case
+
+    def _closed_error(self, exc: ConnectionClosed) -> TransportClosed:
+        if self._closed:
+            return TransportClosed.closed_locally()
+        if exc.rcvd is not None:
+            return TransportClosed.from_close(exc.rcvd.code, exc.rcvd.reason)
+        if exc.sent is not None:  # we closed first (e.g. 1009: message too big)
+            return TransportClosed.from_close(exc.sent.code, exc.sent.reason)
+        return TransportClosed.from_close(None, None)
+
+
+@asynccontextmanager
+async def open_asyncio_transport(
+    url: str, *, connect_timeout: float, max_message_size: int, close_timeout: float
+) -> AsyncIterator[WebsocketsTransport]:
+    """Open a ``websockets`` client connection for the duration of the block."""
+    try:
+        ws = await ws_connect(
+            url,
+            compression=None,
+            proxy=None,
+            open_timeout=connect_timeout,
+            close_timeout=close_timeout,
+            max_size=max_message_size,
+        )
+    except InvalidStatus as exc:
+        reason = f"HTTP {exc.response.status_code} during websocket handshake"
+        raise connect_failed(url, reason) from exc
+    except InvalidMessage as exc:
+        reason = "the server did not answer the websocket handshake with valid HTTP"
+        raise connect_failed(url, reason) from exc
+    except InvalidURI as exc:
+        raise connect_failed(url, f"invalid URL ({exc})") from exc
+    except InvalidHandshake as exc:
+        raise connect_failed(url, f"websocket handshake failed ({exc})") from exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes on Python 3.10
+        raise connect_failed(url, f"timed out after {connect_timeout:g} s") from exc
+    except OSError as exc:
+        raise connect_failed(url, describe_os_error(exc)) from exc
+    transport = WebsocketsTransport(ws, url, close_timeout)
+    try:
+        yield transport
+    finally:
+        await transport.aclose()
