@@ -1,0 +1,366 @@
+"""The ``llm`` namespace: model management, prediction, templates, tokens (PROTOCOL.md 3.1, 3.2).
+
+A prediction (``predict`` or ``completeRawText``) streams ``promptProcessingProgress``,
+``fragment`` and tool-call packets, and always ends with ``success``, also after the client
+sent ``cancel`` (then ``stats.stop_reason == "userStopped"``). Every
+``toolCallGenerationStart`` is closed by exactly one ``...End`` or ``...Failed``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from .._unset import UNSET, UnsetType
+from ..codec import Unknown, register_tagged_union
+from ..kv import KVConfig, KVConfigStack
+from ._spec import ChannelSpec, RpcSpec
+from .shared import (
+    CancelPacket,
+    CancelToServerPacket,
+    ChatHistoryData,
+    CountTokensParameter,
+    CountTokensResult,
+    EstimatedResourcesUsage,
+    EstimateModelUsageParameter,
+    GetBasePredictionConfigParameter,
+    GetInstanceProcessingStateParameter,
+    GetLoadConfigParameter,
+    GetModelInfoParameter,
+    GetOrLoadCreationParameter,
+    GetOrLoadLoadProgress,
+    GetOrLoadUnloadingOtherJITModel,
+    InstanceProcessingState,
+    LLMInfo,
+    LLMInstanceInfo,
+    LLMPredictionFragment,
+    LLMPredictionStats,
+    LLMTool,
+    LoadModelCreationParameter,
+    LoadModelProgress,
+    ModelSpecifier,
+    SerializedError,
+    TokenizeParameter,
+    TokenizeResult,
+    ToolCallRequest,
+    UnloadModelParameter,
+)
+
+__all__ = [
+    "APPLY_PROMPT_TEMPLATE",
+    "COMPLETE_RAW_TEXT",
+    "COUNT_TOKENS",
+    "ESTIMATE_MODEL_USAGE",
+    "GET_BASE_PREDICTION_CONFIG",
+    "GET_INSTANCE_PROCESSING_STATE",
+    "GET_LOAD_CONFIG",
+    "GET_MODEL_INFO",
+    "GET_OR_LOAD",
+    "LIST_LOADED",
+    "LOAD_MODEL",
+    "PREDICT",
+    "PRELOAD_DRAFT_MODEL",
+    "TOKENIZE",
+    "UNLOAD_MODEL",
+    "ApplyPromptTemplateOpts",
+    "ApplyPromptTemplateParameter",
+    "ApplyPromptTemplateResult",
+    "CompleteRawTextCreationParameter",
+    "CompleteRawTextToClientPacket",
+    "GetOrLoadAlreadyLoaded",
+    "GetOrLoadLoadSuccess",
+    "GetOrLoadStartLoading",
+    "GetOrLoadToClientPacket",
+    "LoadModelResolved",
+    "LoadModelSuccess",
+    "LoadModelToClientPacket",
+    "PredictCreationParameter",
+    "PredictFragment",
+    "PredictPromptProcessingProgress",
+    "PredictSuccess",
+    "PredictToClientPacket",
+    "PredictToolCallGenerationArgumentFragmentGenerated",
+    "PredictToolCallGenerationEnd",
+    "PredictToolCallGenerationFailed",
+    "PredictToolCallGenerationNameReceived",
+    "PredictToolCallGenerationStart",
+    "PreloadDraftModelParameter",
+    "PromptProcessingDetails",
+]
+
+NAMESPACE = "llm"
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LoadModelResolved:
+    """The model key resolved to a file; ``ambiguous`` lists other matches."""
+
+    type: Literal["resolved"] = attrs.field(default="resolved", init=False)
+    info: LLMInfo
+    ambiguous: list[str] | UnsetType = UNSET
+
+
+@attrs.frozen
+class LoadModelSuccess:
+    type: Literal["success"] = attrs.field(default="success", init=False)
+    info: LLMInstanceInfo
+
+
+LoadModelToClientPacket = LoadModelResolved | LoadModelProgress | LoadModelSuccess | Unknown
+register_tagged_union(LoadModelToClientPacket)
+
+
+@attrs.frozen
+class GetOrLoadAlreadyLoaded:
+    type: Literal["alreadyLoaded"] = attrs.field(default="alreadyLoaded", init=False)
+    info: LLMInstanceInfo
+
+
+@attrs.frozen
+class GetOrLoadStartLoading:
+    type: Literal["startLoading"] = attrs.field(default="startLoading", init=False)
+    identifier: str
+    info: LLMInfo
+
+
+@attrs.frozen
+class GetOrLoadLoadSuccess:
+    type: Literal["loadSuccess"] = attrs.field(default="loadSuccess", init=False)
+    info: LLMInstanceInfo
+
+
+GetOrLoadToClientPacket = (
+    GetOrLoadAlreadyLoaded
+    | GetOrLoadStartLoading
+    | GetOrLoadUnloadingOtherJITModel
+    | GetOrLoadLoadProgress
+    | GetOrLoadLoadSuccess
+    | Unknown
+)
+register_tagged_union(GetOrLoadToClientPacket)
+
+
+# --- prediction --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class PredictCreationParameter:
+    """Predict the next assistant message of ``history``.
+
+    ``fuzzy_preset_identifier`` names a preset layered below the stack's ``apiOverride``.
+    """
+
+    model_specifier: ModelSpecifier
+    history: ChatHistoryData
+    prediction_config_stack: KVConfigStack
+    fuzzy_preset_identifier: str | UnsetType = UNSET
+    ignore_server_session_config: bool | UnsetType = UNSET
+
+
+@attrs.frozen
+class CompleteRawTextCreationParameter:
+    """Continue ``raw_prompt`` as is, with no chat template (what JS 2.0 ``complete()`` uses)."""
+
+    model_specifier: ModelSpecifier
+    raw_prompt: str
+    prediction_config_stack: KVConfigStack
+    fuzzy_preset_identifier: str | UnsetType = UNSET
+    ignore_server_session_config: bool | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class PromptProcessingDetails:
+    cached_token_count: int
+    total_prompt_token_count: int
+    processed_prompt_token_count: int
+    unprocessed_prompt_token_count: int
+
+
+@attrs.frozen
+class PredictFragment:
+    type: Literal["fragment"] = attrs.field(default="fragment", init=False)
+    fragment: LLMPredictionFragment
+
+
+@attrs.frozen
+class PredictPromptProcessingProgress:
+    """Prompt processing, 0 to 1, before the first token.
+
+    ``details`` is required by the current schema (and JS 2.0) but unknown to older servers.
+    """
+
+    type: Literal["promptProcessingProgress"] = attrs.field(
+        default="promptProcessingProgress", init=False
+    )
+    progress: float
+    details: PromptProcessingDetails | UnsetType = UNSET
+
+
+@attrs.frozen
+class PredictToolCallGenerationStart:
+    type: Literal["toolCallGenerationStart"] = attrs.field(
+        default="toolCallGenerationStart", init=False
+    )
+    tool_call_id: str | UnsetType = UNSET
+
+
+@attrs.frozen
+class PredictToolCallGenerationNameReceived:
+    type: Literal["toolCallGenerationNameReceived"] = attrs.field(
+        default="toolCallGenerationNameReceived", init=False
+    )
+    name: str
+
+
+@attrs.frozen
+class PredictToolCallGenerationArgumentFragmentGenerated:
+    """Raw argument text as it streams (not necessarily valid JSON)."""
+
+    type: Literal["toolCallGenerationArgumentFragmentGenerated"] = attrs.field(
+        default="toolCallGenerationArgumentFragmentGenerated", init=False
+    )
+    content: str
+
+
+@attrs.frozen
+class PredictToolCallGenerationEnd:
+    """One complete tool call; clients may run the tool at once, mid-stream."""
+
+    type: Literal["toolCallGenerationEnd"] = attrs.field(
+        default="toolCallGenerationEnd", init=False
+    )
+    tool_call_request: ToolCallRequest
+    raw_content: str | UnsetType = UNSET
+
+
+@attrs.frozen
+class PredictToolCallGenerationFailed:
+    """The model produced a tool call that could not be parsed; there is nothing to answer."""
+
+    type: Literal["toolCallGenerationFailed"] = attrs.field(
+        default="toolCallGenerationFailed", init=False
+    )
+    error: SerializedError
+    raw_content: str | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class PredictSuccess:
+    """The last packet of a prediction, with the configs the server actually used."""
+
+    type: Literal["success"] = attrs.field(default="success", init=False)
+    stats: LLMPredictionStats
+    model_info: LLMInstanceInfo
+    load_model_config: KVConfig
+    prediction_config: KVConfig
+
+
+PredictToClientPacket = (
+    PredictFragment
+    | PredictPromptProcessingProgress
+    | PredictToolCallGenerationStart
+    | PredictToolCallGenerationNameReceived
+    | PredictToolCallGenerationArgumentFragmentGenerated
+    | PredictToolCallGenerationEnd
+    | PredictToolCallGenerationFailed
+    | PredictSuccess
+    | Unknown
+)
+CompleteRawTextToClientPacket = (
+    PredictFragment | PredictPromptProcessingProgress | PredictSuccess | Unknown
+)
+register_tagged_union(PredictToClientPacket)
+register_tagged_union(CompleteRawTextToClientPacket)
+
+
+# --- templates and drafts ----------------------------------------------------------------
+
+
+@attrs.frozen
+class ApplyPromptTemplateOpts:
+    omit_bos_token: bool | UnsetType = UNSET
+    omit_eos_token: bool | UnsetType = UNSET
+    tool_definitions: list[LLMTool] | UnsetType = UNSET
+
+
+@attrs.frozen
+class ApplyPromptTemplateParameter:
+    specifier: ModelSpecifier
+    history: ChatHistoryData
+    prediction_config_stack: KVConfigStack
+    opts: ApplyPromptTemplateOpts = attrs.Factory(ApplyPromptTemplateOpts)
+
+
+@attrs.frozen
+class ApplyPromptTemplateResult:
+    formatted: str
+
+
+@attrs.frozen
+class PreloadDraftModelParameter:
+    specifier: ModelSpecifier
+    draft_model_key: str
+
+
+# --- endpoints ---------------------------------------------------------------------------
+
+UNLOAD_MODEL = RpcSpec(NAMESPACE, "unloadModel", UnloadModelParameter, None)
+LIST_LOADED = RpcSpec(NAMESPACE, "listLoaded", None, list[LLMInstanceInfo])
+# An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
+GET_MODEL_INFO = RpcSpec(NAMESPACE, "getModelInfo", GetModelInfoParameter, LLMInstanceInfo | None)
+GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
+GET_BASE_PREDICTION_CONFIG = RpcSpec(
+    NAMESPACE, "getBasePredictionConfig", GetBasePredictionConfigParameter, KVConfig
+)
+GET_INSTANCE_PROCESSING_STATE = RpcSpec(
+    NAMESPACE,
+    "getInstanceProcessingState",
+    GetInstanceProcessingStateParameter,
+    InstanceProcessingState,
+)
+ESTIMATE_MODEL_USAGE = RpcSpec(
+    NAMESPACE, "estimateModelUsage", EstimateModelUsageParameter, EstimatedResourcesUsage
+)
+APPLY_PROMPT_TEMPLATE = RpcSpec(
+    NAMESPACE, "applyPromptTemplate", ApplyPromptTemplateParameter, ApplyPromptTemplateResult
+)
+TOKENIZE = RpcSpec(NAMESPACE, "tokenize", TokenizeParameter, TokenizeResult)
+COUNT_TOKENS = RpcSpec(NAMESPACE, "countTokens", CountTokensParameter, CountTokensResult)
+PRELOAD_DRAFT_MODEL = RpcSpec(NAMESPACE, "preloadDraftModel", PreloadDraftModelParameter, None)
+
+LOAD_MODEL = ChannelSpec(
+    NAMESPACE,
+    "loadModel",
+    LoadModelCreationParameter,
+    LoadModelToClientPacket,
+    CancelToServerPacket,
+    CancelPacket(),
+)
+GET_OR_LOAD = ChannelSpec(
+    NAMESPACE,
+    "getOrLoad",
+    GetOrLoadCreationParameter,
+    GetOrLoadToClientPacket,
+    CancelToServerPacket,
+    CancelPacket(),
+)
+PREDICT = ChannelSpec(
+    NAMESPACE,
+    "predict",
+    PredictCreationParameter,
+    PredictToClientPacket,
+    CancelToServerPacket,
+    CancelPacket(),
+)
+COMPLETE_RAW_TEXT = ChannelSpec(
+    NAMESPACE,
+    "completeRawText",
+    CompleteRawTextCreationParameter,
+    CompleteRawTextToClientPacket,
+    CancelToServerPacket,
+    CancelPacket(),
+)
