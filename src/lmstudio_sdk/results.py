@@ -1,0 +1,376 @@
+"""Public result and event types of predictions, with dot access.
+
+These are views of the wire classes with plain Python values: an optional wire field the
+server left out reads as ``None`` here (never the protocol's ``UNSET``). Build them with the
+``from_wire`` class methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .config import LoadModelConfig, PredictionConfig
+from .errors import LMStudioServerError
+from .protocol._unset import UnsetType
+from .protocol.endpoints import shared
+from .protocol.endpoints.llm import PredictPromptProcessingProgress
+
+__all__ = [
+    "ModelInfo",
+    "ModelInstanceInfo",
+    "PredictionEvent",
+    "PredictionFragment",
+    "PredictionResult",
+    "PredictionStats",
+    "PromptProcessingProgress",
+    "Quantization",
+    "TokenCandidate",
+    "TokenInfo",
+    "ToolCallArgumentsFragment",
+    "ToolCallGenerated",
+    "ToolCallGenerationFailed",
+    "ToolCallGenerationStarted",
+    "ToolCallNameReceived",
+    "ToolCallRequest",
+]
+
+Quantization = shared.Quantization
+
+
+def _opt(value: Any) -> Any:
+    """``UNSET`` (key absent on the wire) -> ``None``."""
+    return None if isinstance(value, UnsetType) else value
+
+
+def _error_from_wire(error: shared.SerializedError) -> LMStudioServerError:
+    display = _opt(error.display_data) or {}
+    code = display.get("code")
+    return LMStudioServerError(
+        error.title,
+        cause=_opt(error.cause),
+        suggestion=_opt(error.suggestion),
+        code=code if isinstance(code, str) else None,
+        display_data=display,
+        error_data=_opt(error.error_data),
+    )
+
+
+# --- stats -------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PredictionStats:
+    """Statistics of a finished prediction, as the server reported them.
+
+    ``stop_reason`` is one of ``userStopped`` (also after a cancel), ``modelUnloaded``,
+    ``failed``, ``eosFound``, ``stopStringFound``, ``toolCalls``,
+    ``maxPredictedTokensReached``, ``contextLengthReached`` (newer servers may add more).
+    Every other field is ``None`` when the server did not report it.
+    """
+
+    stop_reason: str
+    tokens_per_second: float | None = None
+    time_to_first_token_sec: float | None = None
+    total_time_sec: float | None = None
+    prompt_tokens_count: int | None = None
+    predicted_tokens_count: int | None = None
+    total_tokens_count: int | None = None
+    num_gpu_layers: float | None = None
+    stop_string: str | None = None
+    used_draft_model_key: str | None = None
+    total_draft_tokens_count: int | None = None
+    accepted_draft_tokens_count: int | None = None
+    rejected_draft_tokens_count: int | None = None
+    ignored_draft_tokens_count: int | None = None
+
+    @classmethod
+    def from_wire(cls, stats: shared.LLMPredictionStats) -> PredictionStats:
+        """The public view of a wire ``LLMPredictionStats``."""
+        return cls(**{f.name: _opt(getattr(stats, f.name)) for f in attrs.fields(cls)})
+
+
+# --- streamed events ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class TokenCandidate:
+    """An alternative token the model considered, with its log-probability."""
+
+    text: str
+    id: int
+    log_prob: float
+
+
+@attrs.frozen
+class TokenInfo:
+    """A generated token (only sent when ``log_probs`` is requested)."""
+
+    text: str
+    id: int
+    log_prob: float | None = None
+    candidates: tuple[TokenCandidate, ...] = ()
+
+    @classmethod
+    def from_wire(cls, token: shared.LLMToken) -> TokenInfo:
+        candidates = _opt(token.candidates) or ()
+        return cls(
+            token.text,
+            token.id,
+            _opt(token.log_prob),
+            tuple(TokenCandidate(c.text, c.id, c.log_prob) for c in candidates),
+        )
+
+
+@attrs.frozen
+class PredictionFragment:
+    """A piece of generated text.
+
+    ``reasoning_type`` is ``"none"``, ``"reasoning"``, ``"reasoningStartTag"`` or
+    ``"reasoningEndTag"``; ``is_structural`` marks text that is markup (such as the
+    reasoning tags) rather than content.
+    """
+
+    content: str
+    tokens_count: int
+    reasoning_type: str = "none"
+    contains_drafted: bool = False
+    is_structural: bool = False
+    tokens: tuple[TokenInfo, ...] = ()
+
+    @classmethod
+    def from_wire(cls, fragment: shared.LLMPredictionFragment) -> PredictionFragment:
+        """The public view of a wire fragment (``is_structural`` absent reads as False)."""
+        tokens = fragment.tokens
+        return cls(
+            fragment.content,
+            fragment.tokens_count,
+            fragment.reasoning_type,
+            fragment.contains_drafted,
+            fragment.is_structural is True,
+            () if isinstance(tokens, UnsetType) else tuple(map(TokenInfo.from_wire, tokens)),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class PromptProcessingProgress:
+    """Prompt processing before the first token: ``progress`` from 0 to 1.
+
+    The token counts are ``None`` when the server did not send details (older servers).
+    """
+
+    progress: float
+    cached_token_count: int | None = None
+    total_prompt_token_count: int | None = None
+    processed_prompt_token_count: int | None = None
+    unprocessed_prompt_token_count: int | None = None
+
+    @classmethod
+    def from_wire(cls, packet: PredictPromptProcessingProgress) -> PromptProcessingProgress:
+        details = _opt(packet.details)
+        if details is None:
+            return cls(progress=packet.progress)
+        return cls(
+            progress=packet.progress,
+            cached_token_count=details.cached_token_count,
+            total_prompt_token_count=details.total_prompt_token_count,
+            processed_prompt_token_count=details.processed_prompt_token_count,
+            unprocessed_prompt_token_count=details.unprocessed_prompt_token_count,
+        )
+
+
+@attrs.frozen
+class ToolCallRequest:
+    """A tool call the model made: call ``name`` with ``arguments``.
+
+    ``id`` is the call id to answer with (``None`` for models without call ids).
+    """
+
+    name: str
+    arguments: dict[str, Any] = attrs.Factory(dict)
+    id: str | None = None
+
+    @classmethod
+    def from_wire(cls, request: shared.ToolCallRequest) -> ToolCallRequest:
+        """The public view; absent arguments read as ``{}`` (PROTOCOL.md 12, item 21)."""
+        return cls(request.name, _opt(request.arguments) or {}, _opt(request.id))
+
+    def to_wire(self) -> shared.ToolCallRequest:
+        """The wire ``ToolCallRequest`` (for the assistant message of the next round)."""
+        if self.id is None:
+            return shared.ToolCallRequest(self.name, arguments=self.arguments)
+        return shared.ToolCallRequest(self.name, self.id, self.arguments)
+
+
+@attrs.frozen
+class ToolCallGenerationStarted:
+    """The model began writing a tool call."""
+
+    tool_call_id: str | None = None
+
+
+@attrs.frozen
+class ToolCallNameReceived:
+    """The name of the tool call being written (sent early by some engines)."""
+
+    name: str
+
+
+@attrs.frozen
+class ToolCallArgumentsFragment:
+    """Raw text of the tool call's arguments as it streams (not necessarily valid JSON)."""
+
+    content: str
+
+
+@attrs.frozen
+class ToolCallGenerated:
+    """A complete tool call; it can be run at once, while the prediction goes on."""
+
+    request: ToolCallRequest
+    raw_content: str | None = None
+
+
+@attrs.frozen
+class ToolCallGenerationFailed:
+    """The model wrote a tool call that could not be parsed; there is nothing to answer."""
+
+    error: LMStudioServerError = attrs.field(eq=False)
+    raw_content: str | None = None
+
+    @property
+    def message(self) -> str:
+        """What went wrong, as the server described it."""
+        return str(self.error)
+
+
+PredictionEvent = (
+    PredictionFragment
+    | PromptProcessingProgress
+    | ToolCallGenerationStarted
+    | ToolCallNameReceived
+    | ToolCallArgumentsFragment
+    | ToolCallGenerated
+    | ToolCallGenerationFailed
+)
+"""What a prediction stream yields."""
+
+
+# --- model info --------------------------------------------------------------------------
+
+
+def _info_fields(info: shared.ModelInfoBase) -> dict[str, Any]:
+    return {
+        "type": getattr(info, "type", None),
+        "model_key": info.model_key,
+        "format": info.format,
+        "display_name": info.display_name,
+        "path": info.path,
+        "size_bytes": info.size_bytes,
+        "publisher": _opt(info.publisher),
+        "indexed_model_identifier": _opt(info.indexed_model_identifier),
+        "device_identifier": _opt(info.device_identifier),
+        "params_string": _opt(info.params_string),
+        "architecture": _opt(info.architecture),
+        "quantization": _opt(info.quantization),
+        "variants": tuple(_opt(info.variants) or ()),
+        "selected_variant": _opt(info.selected_variant),
+        "max_context_length": getattr(info, "max_context_length", None),
+        "vision": getattr(info, "vision", None),
+        "trained_for_tool_use": getattr(info, "trained_for_tool_use", None),
+    }
+
+
+@attrs.frozen(kw_only=True)
+class ModelInfo:
+    """A model on disk. ``type`` is ``"llm"`` or ``"embedding"``.
+
+    ``vision`` and ``trained_for_tool_use`` are ``None`` for embedding models;
+    ``device_identifier`` is ``None`` for this machine (or when the server did not say).
+    """
+
+    type: str
+    model_key: str
+    format: str
+    display_name: str
+    path: str
+    size_bytes: int
+    publisher: str | None = None
+    indexed_model_identifier: str | None = None
+    device_identifier: str | None = None
+    params_string: str | None = None
+    architecture: str | None = None
+    quantization: Quantization | None = None
+    variants: tuple[str, ...] = ()
+    selected_variant: str | None = None
+    max_context_length: int | None = None
+    vision: bool | None = None
+    trained_for_tool_use: bool | None = None
+
+    @classmethod
+    def from_wire(cls, info: shared.LLMInfo | shared.EmbeddingModelInfo) -> ModelInfo:
+        """The public view of a wire ``LLMInfo`` or ``EmbeddingModelInfo``."""
+        return cls(**_info_fields(info))
+
+
+@attrs.frozen(kw_only=True)
+class ModelInstanceInfo(ModelInfo):
+    """A loaded model instance.
+
+    ``identifier`` names it in requests; ``context_length`` is the loaded context;
+    ``ttl_ms`` and ``last_used_time`` (ms since the epoch) are ``None`` when unset.
+    """
+
+    identifier: str
+    instance_reference: str
+    context_length: int
+    ttl_ms: float | None = None
+    last_used_time: float | None = None
+
+    @classmethod
+    def from_wire(  # type: ignore[override]
+        cls, info: shared.LLMInstanceInfo | shared.EmbeddingModelInstanceInfo
+    ) -> ModelInstanceInfo:
+        """The public view of a wire ``LLMInstanceInfo`` or ``EmbeddingModelInstanceInfo``."""
+        return cls(
+            **_info_fields(info),
+            identifier=info.identifier,
+            instance_reference=info.instance_reference,
+            context_length=info.context_length,
+            ttl_ms=_opt(info.ttl_ms),
+            last_used_time=_opt(info.last_used_time),
+        )
+
+
+# --- the result ----------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class PredictionResult:
+    """A finished prediction.
+
+    ``content`` is all generated text, reasoning and its tags included (``str(result)``
+    gives it); ``reasoning_content`` is the reasoning alone and ``non_reasoning_content``
+    the answer alone. ``parsed`` is the structured value when a ``response_format`` was
+    given, else ``None``. ``tool_call_requests`` lists the tool calls the model made.
+    ``load_config`` and ``prediction_config`` are the configs the server actually used.
+    """
+
+    content: str
+    reasoning_content: str
+    non_reasoning_content: str
+    stats: PredictionStats
+    model_info: ModelInstanceInfo
+    load_config: LoadModelConfig
+    prediction_config: PredictionConfig
+    parsed: Any = None
+    tool_call_requests: tuple[ToolCallRequest, ...] = ()
+
+    @property
+    def stop_reason(self) -> str:
+        """Why the prediction stopped (``stats.stop_reason``)."""
+        return self.stats.stop_reason
+
+    def __str__(self) -> str:
+        return self.content
