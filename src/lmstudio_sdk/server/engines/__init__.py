@@ -1,0 +1,126 @@
+"""Inference engines behind one interface (see :mod:`.base`).
+
+* ``llama``: GGUF models through llama-cpp-python (SmolLM2-135M-Instruct bundled);
+* ``sentence``: all-MiniLM-L6-v2 embeddings (numpy forward pass, no torch);
+* ``scripted``: deterministic fake LLM and embedding engines with fault injection.
+
+Importing this package imports none of the optional model packages.
+"""
+
+from __future__ import annotations
+
+from lmstudio_sdk.server.engines.base import (
+    Domain,
+    EmbeddingEngine,
+    EngineError,
+    EngineKind,
+    EngineUnavailableError,
+    FaultEvent,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStream,
+    InvalidRequestError,
+    LLMEngine,
+    ModelFacts,
+    ModelNotLoadedError,
+    PromptProgress,
+    PromptTemplateError,
+    PromptTooLongError,
+    Quantization,
+    ReasoningParsing,
+    StopReason,
+    TemplateMessage,
+    TokenPiece,
+    ToolCallArgumentFragment,
+    ToolCallEnd,
+    ToolCallFailed,
+    ToolCallName,
+    ToolCallStart,
+    render_chat_template,
+)
+from lmstudio_sdk.server.engines.scripted import (
+    Faults,
+    InjectedFaultError,
+    InjectedWireFault,
+    Script,
+    ScriptedEmbeddingEngine,
+    ScriptedEngine,
+    ScriptedToolCall,
+)
+
+__all__ = [
+    "Domain",
+    "EmbeddingEngine",
+    "EngineError",
+    "EngineKind",
+    "EngineUnavailableError",
+    "FaultEvent",
+    "Faults",
+    "Finished",
+    "GenerationEvent",
+    "GenerationRequest",
+    "GenerationStream",
+    "InjectedFaultError",
+    "InjectedWireFault",
+    "InvalidRequestError",
+    "LLMEngine",
+    "ModelFacts",
+    "ModelNotLoadedError",
+    "PromptProgress",
+    "PromptTemplateError",
+    "PromptTooLongError",
+    "Quantization",
+    "ReasoningParsing",
+    "Script",
+    "ScriptedEmbeddingEngine",
+    "ScriptedEngine",
+    "ScriptedToolCall",
+    "StopReason",
+    "TemplateMessage",
+    "TokenPiece",
+    "ToolCallArgumentFragment",
+    "ToolCallEnd",
+    "ToolCallFailed",
+    "ToolCallName",
+    "ToolCallStart",
+    "create_engine",
+    "installed_models",
+    "render_chat_template",
+]
+
+
+def installed_models() -> list[ModelFacts]:
+    """Facts of the bundled real models whose packages are installed (SmolLM2, MiniLM).
+
+    A model is listed when its model file is present and its engine's packages import;
+    missing ones are left out silently (the server lists what it can run).
+    """
+    import importlib.util
+
+    from lmstudio_sdk.server.engines import _models, llama, sentence
+
+    found: list[ModelFacts] = []
+    if importlib.util.find_spec("llama_cpp") and _models.smollm2_gguf_path():
+        found.append(llama.smollm2_facts())
+    deps = ("numpy", "safetensors", "tokenizers")
+    if all(importlib.util.find_spec(m) for m in deps) and _models.minilm_model_dir():
+        found.append(sentence.minilm_facts())
+    return found
+
+
+def create_engine(
+    facts: ModelFacts, *, script: Script | None = None, faults: Faults | None = None
+) -> LLMEngine | EmbeddingEngine:
+    """A new (unloaded) engine for ``facts``; ``script``/``faults`` are for scripted models."""
+    if facts.engine == "scripted":
+        if facts.domain == "embedding":
+            return ScriptedEmbeddingEngine(facts, script=script, faults=faults)
+        return ScriptedEngine(facts, script=script, faults=faults)
+    if facts.engine == "llama":
+        from lmstudio_sdk.server.engines.llama import LlamaEngine
+
+        return LlamaEngine(facts)
+    from lmstudio_sdk.server.engines.sentence import SentenceEngine
+
+    return SentenceEngine(facts)

