@@ -1,0 +1,97 @@
+"""lmstudio-sdk: a structured-concurrency Python SDK for LM Studio (Trio and asyncio).
+
+::
+
+    import lmstudio_sdk
+
+    async with lmstudio_sdk.AsyncClient() as client:
+        model = await client.llm.model("smollm2-135m-instruct")
+
+Public names are imported lazily (PEP 562), on first attribute access: ``import
+lmstudio_sdk.protocol`` (the sans-io core) loads no async library, and ``import
+lmstudio_sdk`` stays cheap. Type checkers see the imports under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._async.channel import Channel as Channel
+    from ._async.client import AsyncClient as AsyncClient
+    from ._async.handles import AsyncEmbeddingModel as AsyncEmbeddingModel
+    from ._async.handles import AsyncLLM as AsyncLLM
+    from ._async.handles import AsyncModelHandle as AsyncModelHandle
+    from ._async.namespaces import LoadStream as LoadStream
+    from ._async.namespaces import LogStream as LogStream
+    from .chat import Chat as Chat
+    from .chat import FileHandle as FileHandle
+    from .config import GpuSetting as GpuSetting
+    from .config import LoadModelConfig as LoadModelConfig
+    from .config import PredictionConfig as PredictionConfig
+    from .errors import LMStudioAuthError as LMStudioAuthError
+    from .errors import LMStudioChannelOverflowError as LMStudioChannelOverflowError
+    from .errors import LMStudioConnectionError as LMStudioConnectionError
+    from .errors import LMStudioError as LMStudioError
+    from .errors import LMStudioModelNotFoundError as LMStudioModelNotFoundError
+    from .errors import LMStudioProtocolError as LMStudioProtocolError
+    from .errors import LMStudioServerError as LMStudioServerError
+    from .errors import LMStudioTimeoutError as LMStudioTimeoutError
+    from .errors import LocalProtocolError as LocalProtocolError
+    from .errors import RemoteProtocolError as RemoteProtocolError
+    from .errors import StructuredOutputError as StructuredOutputError
+    from .results import ModelInfo as ModelInfo
+    from .results import ModelInstanceInfo as ModelInstanceInfo
+    from .results import PredictionFragment as PredictionFragment
+    from .results import PredictionResult as PredictionResult
+    from .results import PredictionStats as PredictionStats
+
+# name -> module (relative to this package) it is imported from, on first access.
+_LAZY: dict[str, str] = {
+    "AsyncClient": "._async.client",
+    "AsyncModelHandle": "._async.handles",
+    "AsyncLLM": "._async.handles",
+    "AsyncEmbeddingModel": "._async.handles",
+    "Channel": "._async.channel",
+    "LoadStream": "._async.namespaces",
+    "LogStream": "._async.namespaces",
+    "Chat": ".chat",
+    "FileHandle": ".chat",
+    "GpuSetting": ".config",
+    "LoadModelConfig": ".config",
+    "PredictionConfig": ".config",
+    "LMStudioError": ".errors",
+    "LMStudioConnectionError": ".errors",
+    "LMStudioAuthError": ".errors",
+    "LMStudioTimeoutError": ".errors",
+    "LMStudioServerError": ".errors",
+    "LMStudioModelNotFoundError": ".errors",
+    "LMStudioProtocolError": ".errors",
+    "RemoteProtocolError": ".errors",
+    "LocalProtocolError": ".errors",
+    "LMStudioChannelOverflowError": ".errors",
+    "StructuredOutputError": ".errors",
+    "ModelInfo": ".results",
+    "ModelInstanceInfo": ".results",
+    "PredictionFragment": ".results",
+    "PredictionResult": ".results",
+    "PredictionStats": ".results",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -1,0 +1,486 @@
+"""Channels: a bounded receive stream per open channel, and what happens when it ends.
+
+A :class:`Channel` is what ``async with connection.open_channel(spec, param) as channel``
+yields: an ``anyio`` object receive stream of the endpoint's typed packets.
+``async for packet in channel`` ends at the server's ``channelClose``; a ``channelError``
+raises :class:`~lmstudio_sdk.errors.LMStudioServerError`.
+
+Leaving the scope
+=================
+
+Leaving the ``async with`` for any reason before the server ended the channel (end of
+the block, ``break``, an exception, cancellation of an enclosing scope, ``fail_after``,
+``KeyboardInterrupt``) sends the endpoint's cancel packet (``ChannelSpec.cancel_packet``),
+then waits, shielded and bounded (``drain_timeout``, 5 s by default), for the server's last
+packets and its ``channelClose``, and then lets the exception or cancellation go on
+unchanged. Packets that were received but not consumed, including those that arrive
+during that wait (a prediction's final ``success`` with ``stopReason: "userStopped"``),
+stay readable in :attr:`Channel.final_packets` after the scope was left. The client never
+invents a packet: it reports what the server sent. An endpoint without a cancel packet
+(``system.alive``) cannot be ended early; leaving it just stops listening.
+
+Ends and errors
+===============
+
+What the server sends is delivered in order: the buffered packets first, then the end
+(``EndOfStream`` for ``channelClose``, the server's error for ``channelError``). Failures
+found on our side are raised by the next ``receive()`` at once, ahead of anything still
+buffered (which stays in :attr:`Channel.final_packets`): a dropped socket
+(``LMStudioConnectionError``), a broken frame (``RemoteProtocolError``), a packet that
+does not fit the endpoint (``RemoteProtocolError``; only this channel fails), inactivity
+(``LMStudioTimeoutError``) and overflow (``LMStudioChannelOverflowError``). Inactivity and
+overflow also cancel the channel on the server right away.
+
+Timeouts are about inactivity, never total duration: ``receive()`` fails when the server
+sent nothing on this channel for ``idle_timeout`` seconds. A long generation that keeps
+streaming is healthy however long it takes.
+
+Backpressure policy
+===================
+
+The protocol has no flow control, and one socket carries many channels, so a consumer
+that falls behind must neither stall the socket's reader (every other call and channel
+on the socket would stop) nor make it drop data. Each channel therefore has a bounded
+buffer (``buffer_size`` packets) and this policy:
+
+* no packet is ever dropped silently;
+* while there is room, every packet is buffered as it came;
+* when the buffer is full, it is compacted with the endpoint's *merge hook*: consecutive
+  text fragments are coalesced (text concatenated, token counts summed; prediction
+  fragments only when ``reasoningType`` and ``isStructural`` are equal) and consecutive
+  progress packets keep only the latest;
+* if a packet can still not be buffered (it cannot be merged: a tool call, a log line),
+  the channel is cancelled on the server and fails with
+  :class:`~lmstudio_sdk.errors.LMStudioChannelOverflowError`. What was buffered stays in
+  :attr:`Channel.final_packets`, and the server's last packets are still collected
+  (merged, up to ``OVERFLOW_FACTOR`` times the bound; beyond that they are counted in
+  :attr:`Channel.dropped_packets` and logged).
+
+A merge hook is a function ``(previous, new) -> merged | None`` chosen per endpoint
+(:data:`MERGE_HOOKS`, :func:`merge_hook_for`), so the reader loop never looks inside
+packets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
+
+import anyio
+import attrs
+from anyio.abc import ObjectReceiveStream
+
+from ..errors import LMStudioChannelOverflowError, LMStudioTimeoutError
+from ..protocol._unset import UNSET
+from ..protocol.endpoints import llm
+from ..protocol.session import endpoint_label
+
+if TYPE_CHECKING:
+    from ..protocol.endpoints._spec import ChannelSpec
+
+__all__ = [
+    "DEFAULT_BUFFER_SIZE",
+    "DEFAULT_DRAIN_TIMEOUT",
+    "MERGE_HOOKS",
+    "OVERFLOW_FACTOR",
+    "Channel",
+    "ChannelOwner",
+    "MergeHook",
+    "merge_hook_for",
+    "merge_nothing",
+    "merge_prediction_packets",
+    "merge_progress_packets",
+]
+
+logger = logging.getLogger("lmstudio_sdk")
+
+#: Packets a channel buffers for a consumer that lags, before merging (see module doc).
+DEFAULT_BUFFER_SIZE: Final = 1024
+#: Seconds to wait for the server's last packets after cancelling, when leaving a scope.
+DEFAULT_DRAIN_TIMEOUT: Final = 5.0
+#: After a cancel, the buffer may grow to this many times its bound (with merging).
+OVERFLOW_FACTOR: Final = 4
+
+T = TypeVar("T")
+
+MergeHook = Callable[[Any, Any], Any]
+"""``(previous, new) -> merged packet``, or ``None`` when the two cannot be merged."""
+
+
+# ---------------------------------------------------------------------------- merge hooks
+
+
+def merge_nothing(previous: Any, new: Any) -> Any:
+    """The hook of endpoints whose packets can never be merged (log lines...)."""
+    return None
+
+
+_PROGRESS_TYPES: Final = frozenset(
+    {"progress", "loadProgress", "downloadProgress", "promptProcessingProgress"}
+)
+
+
+def merge_progress_packets(previous: Any, new: Any) -> Any:
+    """Two consecutive progress packets of the same kind: keep the latest."""
+    if type(previous) is not type(new):
+        return None
+    kind = getattr(new, "type", None)
+    if kind in _PROGRESS_TYPES:
+        return new
+    if kind == "onFileProcessingStepProgress" and (
+        getattr(previous, "index", None) == getattr(new, "index", None)
+        and getattr(previous, "step", None) == getattr(new, "step", None)
+    ):
+        return new
+    return None
+
+
+def merge_prediction_packets(previous: Any, new: Any) -> Any:
+    """``predict``/``completeRawText``: coalesce fragments and argument text; latest progress."""
+    if isinstance(previous, llm.PredictFragment) and isinstance(new, llm.PredictFragment):
+        merged = _merge_fragments(previous.fragment, new.fragment)
+        return None if merged is None else llm.PredictFragment(merged)
+    arguments = llm.PredictToolCallGenerationArgumentFragmentGenerated
+    if isinstance(previous, arguments) and isinstance(new, arguments):
+        return arguments(previous.content + new.content)
+    return merge_progress_packets(previous, new)
+
+
+def _merge_fragments(a: Any, b: Any) -> Any:
+    if a.reasoning_type != b.reasoning_type or a.is_structural != b.is_structural:
+        return None
+    if (a.tokens is UNSET) != (b.tokens is UNSET):
+        return None  # token details on one side only: merging would lose the alignment
+    tokens = UNSET if a.tokens is UNSET else [*a.tokens, *b.tokens]
+    return attrs.evolve(
+        a,
+        content=a.content + b.content,
+        tokens_count=a.tokens_count + b.tokens_count,
+        contains_drafted=a.contains_drafted or b.contains_drafted,
+        tokens=tokens,
+    )
+
+
+MERGE_HOOKS: dict[str, MergeHook] = {
+    "llm.predict": merge_prediction_packets,
+    "llm.completeRawText": merge_prediction_packets,
+    "llm.loadModel": merge_progress_packets,
+    "llm.getOrLoad": merge_progress_packets,
+    "embedding.loadModel": merge_progress_packets,
+    "embedding.getOrLoad": merge_progress_packets,
+    "repository.downloadModel": merge_progress_packets,
+    "repository.downloadArtifact": merge_progress_packets,
+    "repository.createDownloadPlan": merge_progress_packets,
+    "files.parseDocument": merge_progress_packets,
+    "files.retrieve": merge_progress_packets,
+}
+"""``"namespace.endpoint"`` -> merge hook; endpoints not listed never merge."""
+
+
+def merge_hook_for(spec: ChannelSpec) -> MergeHook:
+    """The merge hook of an endpoint (:func:`merge_nothing` if it has none)."""
+    return MERGE_HOOKS.get(endpoint_label(spec), merge_nothing)
+
+
+# ---------------------------------------------------------------------------- the channel
+
+
+class ChannelOwner(Protocol):
+    """What a channel needs from the socket that carries it (see ``connection.py``)."""
+
+    async def send_channel_packet(self, channel_id: int, packet: Any) -> None:
+        """Send one of the endpoint's client-to-server packets."""
+        ...
+
+    async def send_cancel(self, channel_id: int) -> bool:
+        """Send the cancel packet unless already sent; ``False`` if the endpoint has none."""
+        ...
+
+    def schedule_cancel(self, channel_id: int) -> None:
+        """Send the cancel packet soon, from a background task (the reader cannot wait)."""
+        ...
+
+    def release_channel(self, channel_id: int, *, listening: bool) -> None:
+        """The scope was left: forget the channel (``listening``: the server has not ended it)."""
+        ...
+
+
+@attrs.define
+class _Ended:
+    """How the server ended the channel: ``error`` is ``None`` for ``channelClose``."""
+
+    error: BaseException | None
+
+
+class Channel(ObjectReceiveStream[T], Generic[T]):
+    """The receive side of one open channel. Obtain it from ``Connection.open_channel``.
+
+    Iterate it (``async for packet in channel``) or call :meth:`receive`. See the module
+    docstring for ends, errors, timeouts and the backpressure policy.
+    """
+
+    def __init__(
+        self,
+        spec: ChannelSpec,
+        channel_id: int,
+        owner: ChannelOwner,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        idle_timeout: float | None = None,
+        merge: MergeHook | None = None,
+    ) -> None:
+        if buffer_size < 1:
+            raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
+        self._spec = spec
+        self._id = channel_id
+        self._owner = owner
+        self._bound = buffer_size
+        self._idle_timeout = idle_timeout
+        self._merge = merge if merge is not None else merge_hook_for(spec)
+        self._buffer: deque[T] = deque()
+        self._waiter: anyio.Event | None = None
+        self._last_activity = anyio.current_time()
+        self._server_end: _Ended | None = None  # delivered after the buffer
+        self._local_error: BaseException | None = None  # raised at once
+        self._ended = anyio.Event()  # nothing more will arrive
+        self._cancel_requested = False
+        self._left = False  # the scope was left
+        self._dropped = 0
+        self._received = 0
+
+    def __repr__(self) -> str:
+        if self._server_end is not None:
+            state = "closed" if self._server_end.error is None else "failed"
+        elif self._local_error is not None:
+            state = f"failed ({type(self._local_error).__name__})"
+        else:
+            state = "open"
+        return (
+            f"<Channel {self.endpoint} #{self._id} {state}, {len(self._buffer)} buffered, "
+            f"{self._received} received>"
+        )
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def endpoint(self) -> str:
+        """``"namespace.endpoint"`` of this channel."""
+        return endpoint_label(self._spec)
+
+    @property
+    def channel_id(self) -> int:
+        return self._id
+
+    @property
+    def ended(self) -> bool:
+        """Whether the channel is over (the server ended it, or it failed on our side)."""
+        return self._ended.is_set()
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether we asked the server to end the channel early."""
+        return self._cancel_requested
+
+    @property
+    def final_packets(self) -> tuple[T, ...]:
+        """Packets received but not consumed, oldest first.
+
+        After the scope was left this includes what the server sent while we waited for
+        it to end the channel, e.g. the final ``success`` of a cancelled prediction.
+        """
+        return tuple(self._buffer)
+
+    @property
+    def dropped_packets(self) -> int:
+        """Packets that arrived after an overflow and beyond the post-cancel bound (logged)."""
+        return self._dropped
+
+    async def receive(self) -> T:
+        """The next packet. ``anyio.EndOfStream`` after ``channelClose``; see module doc.
+
+        Once the scope was left: ``anyio.ClosedResourceError`` (see :attr:`final_packets`).
+        """
+        while True:
+            if self._left:  # what is left is in final_packets
+                raise anyio.ClosedResourceError
+            if self._local_error is not None:
+                raise self._local_error
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._server_end is not None:
+                if self._server_end.error is not None:
+                    raise self._server_end.error
+                raise anyio.EndOfStream
+            waiter = self._waiter = anyio.Event()
+            deadline = (
+                math.inf if self._idle_timeout is None else self._last_activity + self._idle_timeout
+            )
+            with anyio.move_on_at(deadline):
+                await waiter.wait()
+            self._waiter = None
+            if (
+                not waiter.is_set()
+                and self._idle_timeout is not None
+                and anyio.current_time() >= self._last_activity + self._idle_timeout
+            ):
+                self._fail_locally(
+                    LMStudioTimeoutError(
+                        f"{self.endpoint}: the server sent nothing for "
+                        f"{self._idle_timeout:g} s; the channel was cancelled"
+                    ),
+                    cancel=True,
+                )
+
+    async def send(self, packet: Any) -> None:
+        """Send one of the endpoint's client-to-server packets on this channel."""
+        if self._local_error is not None:
+            raise self._local_error
+        await self._owner.send_channel_packet(self._id, packet)
+
+    async def aclose(self) -> None:
+        """Ask the server to end the channel early (sends the cancel packet now).
+
+        Keep reading to get the server's last packets; leaving the scope does the same.
+        """
+        if not self.ended:
+            self._cancel_requested = await self._owner.send_cancel(self._id) or (
+                self._cancel_requested
+            )
+
+    # ------------------------------------------------------------------ fed by the reader
+
+    def _feed(self, packet: T) -> None:
+        """A packet arrived. Never blocks; applies the backpressure policy."""
+        self._received += 1
+        self._last_activity = anyio.current_time()
+        if self._ended.is_set():
+            return
+        if self._try_buffer(packet):
+            return
+        if not self._left and self._local_error is None:
+            self._fail_locally(
+                LMStudioChannelOverflowError(
+                    f"{self.endpoint}: the consumer fell {self._bound} packets behind and the "
+                    f"next packet ({_packet_type(packet)}) could not be merged; the channel "
+                    "was cancelled. Packets received so far are in channel.final_packets; "
+                    "read the stream faster or raise the buffer size"
+                ),
+                cancel=True,
+            )
+            if self._try_buffer(packet):  # the bound is larger once the channel failed
+                return
+        self._dropped += 1
+        if self._dropped == 1:
+            logger.warning(
+                "%s: the server kept sending after the channel was cancelled; packets "
+                "beyond %d are dropped (counted in channel.dropped_packets)",
+                self.endpoint,
+                self._limit(),
+            )
+
+    def _limit(self) -> int:
+        failed = self._left or self._local_error is not None
+        return self._bound * OVERFLOW_FACTOR if failed else self._bound
+
+    def _try_buffer(self, packet: T) -> bool:
+        buffer, limit = self._buffer, self._limit()
+        if len(buffer) >= limit:
+            self._compact()
+        if len(buffer) < limit:
+            buffer.append(packet)
+        else:
+            merged = self._merge(buffer[-1], packet)
+            if merged is None:
+                return False
+            buffer[-1] = merged
+        self._wake()
+        return True
+
+    def _compact(self) -> None:
+        """Merge neighbours in the buffer with the endpoint's hook, in place."""
+        if self._merge is merge_nothing or len(self._buffer) < 2:
+            return
+        compacted: list[T] = []
+        for packet in self._buffer:
+            if compacted:
+                merged = self._merge(compacted[-1], packet)
+                if merged is not None:
+                    compacted[-1] = merged
+                    continue
+            compacted.append(packet)
+        self._buffer.clear()
+        self._buffer.extend(compacted)
+
+    def _close_from_server(self) -> None:
+        """``channelClose``: the consumer gets the buffer, then ``EndOfStream``."""
+        if self._server_end is None and not self._ended.is_set():
+            self._server_end = _Ended(None)
+        self._end()
+
+    def _fail_from_server(self, error: BaseException) -> None:
+        """``channelError``: the consumer gets the buffer, then ``error``."""
+        if self._server_end is None and not self._ended.is_set():
+            self._server_end = _Ended(error)
+        self._end()
+
+    def _fail_locally(self, error: BaseException, *, cancel: bool = False) -> None:
+        """A failure on our side: raised by the next ``receive()`` at once.
+
+        With ``cancel``, the channel is still open on the server: cancel it there, and keep
+        collecting its last packets. Without, nothing more will arrive.
+        """
+        if self._local_error is None and self._server_end is None:
+            self._local_error = error
+        if cancel and not self._ended.is_set():
+            self._cancel_requested = True
+            self._owner.schedule_cancel(self._id)
+        else:
+            self._end()
+        self._wake()
+
+    def _end(self) -> None:
+        self._ended.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None:
+            self._waiter.set()
+
+    # ------------------------------------------------------------------ leaving the scope
+
+    async def _leave(self, drain_timeout: float) -> None:
+        """Leave the scope: cancel on the server if needed and wait for its last packets.
+
+        Shielded and bounded by ``drain_timeout``; never raises (the scope's own exception
+        or cancellation must go on unchanged).
+        """
+        self._left = True
+        listening = False
+        if not self._ended.is_set():
+            with anyio.move_on_after(drain_timeout, shield=True):
+                try:
+                    if await self._owner.send_cancel(self._id):
+                        self._cancel_requested = True
+                    if self._cancel_requested:
+                        await self._ended.wait()
+                except Exception as exc:  # the socket failed: it fails the channel too
+                    logger.debug("%s: could not cancel: %s", self.endpoint, exc)
+            if not self._ended.is_set():
+                listening = True
+                if self._cancel_requested:
+                    logger.warning(
+                        "%s: the server did not end the channel within %g s of the cancel; "
+                        "no longer listening to it",
+                        self.endpoint,
+                        drain_timeout,
+                    )
+                self._end()
+        self._owner.release_channel(self._id, listening=listening)
+
+
+def _packet_type(packet: Any) -> str:
+    kind = getattr(packet, "type", None)
+    return repr(kind) if isinstance(kind, str) else type(packet).__name__

@@ -1,0 +1,665 @@
+"""One namespace of a client: a websocket driven by a sans-io ``ClientSession``.
+
+Theory of operation
+===================
+
+A :class:`Connection` stands for one namespace (``/llm``, ``/system``...) of one client.
+It opens its websocket lazily, on the first call or channel, and opens a new one on the
+next use after the old one died. Each websocket is a ``_Socket``:
+
+* it authenticates *before* it is handed out, so no call is ever sent ahead of the auth
+  frame (the server would ignore it);
+* ONE reader task, in the client's task group, feeds every inbound frame to the session
+  and routes the events: a reply wakes the waiting call, a packet goes into its channel's
+  bounded buffer (:mod:`.channel`). The reader never waits for a consumer, so one slow
+  channel cannot stall the others or the replies;
+* writes go through one lock, each one shielded and bounded (see ``_Socket.send_frame``).
+
+Failures are scoped as tightly as the protocol allows:
+
+* the socket dropped: every call and channel in flight on it fails with
+  ``LMStudioConnectionError`` as soon as the reader sees it; the next use reconnects,
+  after a backoff if the previous *attempt to connect* failed;
+* a frame that breaks the envelope (``RemoteProtocolError`` from the session): nothing on
+  that socket can be trusted any more, so everything on it fails with that error and the
+  socket is dropped;
+* a payload that does not fit its endpoint (``PayloadInvalid``): only that call or channel
+  fails (the channel is also cancelled on the server);
+* an unknown message type or a message for an id we no longer track: logged, skipped.
+
+RPCs cannot be cancelled on the server, and an unknown endpoint gets only a
+``communicationWarning``, never a reply: every call therefore has a timeout (the
+client's default, 60 s), and a call that times out forgets its id so that a late reply is
+dropped quietly. The timeout error repeats the server's last warning, if any, since it is
+usually the reason.
+"""
+
+# Per-call ``timeout=`` is part of the API (DESIGN 4): it composes with anyio.fail_after.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+import anyio
+
+from ..errors import (
+    LMStudioAuthError,
+    LMStudioConnectionError,
+    LMStudioError,
+    LMStudioTimeoutError,
+    RemoteProtocolError,
+)
+from ..protocol._unset import UNSET
+from ..protocol.endpoints._spec import ChannelSpec, RpcSpec
+from ..protocol.events import (
+    Authenticated,
+    AuthenticationFailed,
+    ChannelClosed,
+    ChannelFailed,
+    ChannelPacketReceived,
+    ClientEvent,
+    KeepAliveAcknowledged,
+    PayloadInvalid,
+    RpcFailed,
+    RpcSucceeded,
+    StrayMessageReceived,
+    UnknownMessageReceived,
+    WarningReceived,
+)
+from ..protocol.session import ClientSession, endpoint_label
+from ._exceptions import exceptions_unwrapped
+from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel, MergeHook
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ._discovery import Credentials
+    from .transport import Transport
+
+__all__ = [
+    "DEFAULT",
+    "DEFAULT_TIMEOUT",
+    "Connection",
+    "TransportFactory",
+]
+
+logger = logging.getLogger("lmstudio_sdk")
+
+DEFAULT_TIMEOUT: Final = 60.0
+#: A write that takes longer than this means the server stopped reading: the socket is dropped.
+WRITE_TIMEOUT: Final = 10.0
+#: Waits between failed attempts to connect: doubles from the first to the last value.
+BACKOFF_FIRST: Final = 0.5
+BACKOFF_MAX: Final = 10.0
+
+TransportFactory = Callable[[str, "TaskGroup"], Awaitable["Transport"]]
+"""``(url, task_group) -> transport``: opens a websocket owned by ``task_group``.
+
+The default is :func:`lmstudio_sdk._async.transport.connect`; tests pass one that returns
+an in-memory transport.
+"""
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = _Default()
+"""Sentinel for "use the client's default" (``timeout=``, ``idle_timeout=``)."""
+
+
+def check_timeout(value: float | None, name: str) -> float | None:
+    """Validate a timeout: ``None`` (no limit) or a number > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, or None; got {value!r}")
+    return float(value)
+
+
+class _PendingCall:
+    __slots__ = ("done", "error", "result", "spec")
+
+    def __init__(self, spec: RpcSpec) -> None:
+        self.spec = spec
+        self.done = anyio.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def succeed(self, result: Any) -> None:
+        self.result = result
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+
+class _Socket:
+    """One authenticated websocket of a namespace, and its reader task."""
+
+    def __init__(
+        self,
+        namespace: str,
+        url: str,
+        transport: Transport,
+        session: ClientSession,
+        task_group: TaskGroup,
+    ) -> None:
+        self.namespace = namespace
+        self.url = url
+        self.transport = transport
+        self.session = session
+        self._task_group = task_group
+        self._write_lock = anyio.Lock()
+        self._reader_scope = anyio.CancelScope()
+        self.calls: dict[int, _PendingCall] = {}
+        self.channels: dict[int, Channel[Any]] = {}
+        self.alive = True
+        self._death: Callable[[], LMStudioError] | None = None
+        self.warnings = 0
+        self.last_warning: str | None = None
+
+    def __repr__(self) -> str:
+        state = "open" if self.alive else "dead"
+        return (
+            f"<socket {self.url} {state}, {len(self.calls)} calls, {len(self.channels)} channels>"
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    async def send_frame(self, frame: str) -> None:
+        """Send one frame, serialised with every other write on this socket."""
+        self._raise_if_dead()
+        async with self._write_lock:
+            self._raise_if_dead()
+            # Shielded: a websocket write cancelled halfway leaves part of a frame on the
+            # wire (trio's send_all cannot be resumed), which would corrupt every other call
+            # and channel on this socket. Bounded: a server that stops reading for
+            # WRITE_TIMEOUT seconds is treated as gone, so a shielded write never hangs.
+            with anyio.move_on_after(WRITE_TIMEOUT, shield=True) as scope:
+                try:
+                    await self.transport.send_text(frame)
+                except LMStudioConnectionError as exc:
+                    await self._die(self._lost_error(exc))
+                    self._raise_if_dead()
+            if scope.cancelled_caught:
+                reason = f"the server did not read a frame for {WRITE_TIMEOUT:g} s"
+                await self._die(lambda: LMStudioConnectionError(f"{self._where()}: {reason}"))
+                self._raise_if_dead()
+
+    def _raise_if_dead(self) -> None:
+        if self._death is not None:
+            raise self._death()
+
+    async def send_channel_packet(self, channel_id: int, packet: Any) -> None:
+        self._raise_if_dead()
+        await self.send_frame(self.session.send_packet(channel_id, packet))
+
+    async def send_cancel(self, channel_id: int) -> bool:
+        channel = self.channels.get(channel_id)
+        if channel is not None and channel._spec.cancel_packet is None:
+            return False
+        if not self.alive:
+            return True  # the drop already ended the channel on the server
+        frame = self.session.cancel_channel(channel_id)
+        if frame is not None:
+            await self.send_frame(frame)
+        return True
+
+    def schedule_cancel(self, channel_id: int) -> None:
+        self._task_group.start_soon(self._cancel_in_background, channel_id)
+
+    async def _cancel_in_background(self, channel_id: int) -> None:
+        try:
+            await self.send_cancel(channel_id)
+        except LMStudioError as exc:  # the socket died: that fails the channel anyway
+            logger.debug("could not cancel channel %d: %s", channel_id, exc)
+
+    def release_channel(self, channel_id: int, *, listening: bool) -> None:
+        self.channels.pop(channel_id, None)
+        if listening and self.alive:
+            self.session.forget_channel(channel_id)
+
+    # ------------------------------------------------------------------ reading
+
+    async def run_reader(self) -> None:
+        """Route inbound frames until the socket dies or is closed."""
+        with self._reader_scope:
+            try:
+                await self._read_forever()
+            except anyio.get_cancelled_exc_class():
+                # The client is closing (its task group was cancelled).
+                self._fail_everything(
+                    lambda: LMStudioConnectionError(f"{self._where()}: the client was closed")
+                )
+                raise
+            except Exception as exc:  # a bug of ours: fail loudly, but only this socket
+                logger.exception("%s: the reader failed", self._where())
+                message = f"{self._where()}: internal error in the reader: {exc!r}"
+                await self._die(lambda: LMStudioConnectionError(message))
+
+    async def _read_forever(self) -> None:
+        while True:
+            try:
+                text = await self.transport.receive_text()
+            except LMStudioConnectionError as exc:
+                await self._die(self._lost_error(exc))
+                return
+            except RemoteProtocolError as exc:  # a binary frame
+                await self._die(self._broken_error(exc))
+                return
+            try:
+                events = self.session.receive_text(text)
+            except RemoteProtocolError as exc:
+                await self._die(self._broken_error(exc))
+                return
+            for event in events:
+                self._route(event)
+
+    def _route(self, event: ClientEvent) -> None:
+        if isinstance(event, ChannelPacketReceived):
+            channel = self.channels.get(event.channel_id)
+            if channel is not None:
+                channel._feed(event.packet)
+        elif isinstance(event, RpcSucceeded):
+            call = self.calls.pop(event.call_id, None)
+            if call is not None:
+                call.succeed(event.result)
+        elif isinstance(event, RpcFailed):
+            call = self.calls.pop(event.call_id, None)
+            if call is not None:
+                call.fail(event.error.to_exception(endpoint_label(call.spec)))
+        elif isinstance(event, ChannelClosed):
+            channel = self.channels.get(event.channel_id)
+            if channel is not None:
+                channel._close_from_server()
+        elif isinstance(event, ChannelFailed):
+            channel = self.channels.get(event.channel_id)
+            if channel is not None:
+                channel._fail_from_server(event.error.to_exception(channel.endpoint))
+        elif isinstance(event, PayloadInvalid):
+            self._route_payload_invalid(event)
+        elif isinstance(event, WarningReceived):
+            self.warnings += 1
+            self.last_warning = event.warning
+            # A late cancel that crossed the server's channelClose is expected noise.
+            level = logging.DEBUG if event.kind == "channelUnknown" else logging.WARNING
+            logger.log(
+                level, "%s: the server warned (%s): %s", self._where(), event.kind, event.warning
+            )
+        elif isinstance(event, UnknownMessageReceived):
+            logger.warning(
+                "%s: skipping a message of unknown type %r (a newer server?)",
+                self._where(),
+                event.type,
+            )
+        elif isinstance(event, StrayMessageReceived):
+            logger.debug("%s: stray message: %s", self._where(), event.reason)
+        elif isinstance(event, KeepAliveAcknowledged):
+            pass
+        else:  # Authenticated/AuthenticationFailed cannot happen once open
+            logger.warning("%s: unexpected event %r", self._where(), event)
+
+    def _route_payload_invalid(self, event: PayloadInvalid) -> None:
+        if event.call_id is not None:
+            call = self.calls.pop(event.call_id, None)
+            if call is not None:
+                call.fail(event.error)
+        elif event.channel_id is not None:
+            channel = self.channels.get(event.channel_id)
+            if channel is not None:
+                # The session abandoned the channel: its later packets and its end are
+                # dropped. Cancel it so the server stops too.
+                channel._fail_locally(event.error, cancel=False)
+                self.schedule_cancel(event.channel_id)
+
+    # ------------------------------------------------------------------ dying
+
+    def _where(self) -> str:
+        return f"{self.namespace} connection to {self.url}"
+
+    def _lost_error(self, exc: BaseException) -> Callable[[], LMStudioError]:
+        message = f"lost the {self._where()}: {exc}"
+
+        def make() -> LMStudioError:
+            error = LMStudioConnectionError(message)
+            error.__cause__ = exc
+            return error
+
+        return make
+
+    def _broken_error(self, exc: RemoteProtocolError) -> Callable[[], LMStudioError]:
+        message = f"{self._where()}: {exc} (the connection was dropped)"
+
+        def make() -> LMStudioError:
+            error = RemoteProtocolError(message)
+            error.__cause__ = exc
+            return error
+
+        return make
+
+    def _fail_everything(self, make_error: Callable[[], LMStudioError]) -> None:
+        """Fail every call and channel in flight, each with its own exception object."""
+        if self._death is None:
+            self._death = make_error
+        self.alive = False
+        self.session.connection_lost()
+        calls, self.calls = self.calls, {}
+        for call in calls.values():
+            call.fail(make_error())
+        for channel in list(self.channels.values()):
+            channel._fail_locally(make_error())
+
+    async def _die(self, make_error: Callable[[], LMStudioError]) -> None:
+        self._fail_everything(make_error)
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the websocket; ends the reader. Idempotent."""
+        if self._death is None:
+            self._fail_everything(
+                lambda: LMStudioConnectionError(f"{self._where()}: the client was closed")
+            )
+        self._reader_scope.cancel()
+        await self.transport.aclose()
+
+
+class Connection:
+    """One namespace of a client: lazily (re)opens its websocket. See the module doc.
+
+    Obtained from the client; not constructed by users.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        resolve_url: Callable[[], Awaitable[str]],
+        credentials: Credentials,
+        task_group: TaskGroup,
+        transport_factory: TransportFactory,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float = 10.0,
+        channel_buffer_size: int = DEFAULT_BUFFER_SIZE,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    ) -> None:
+        self.namespace = namespace
+        self._resolve_url = resolve_url
+        self._credentials = credentials
+        self._task_group = task_group
+        self._transport_factory = transport_factory
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._buffer_size = channel_buffer_size
+        self._drain_timeout = drain_timeout
+        self._socket: _Socket | None = None
+        self._connect_lock = anyio.Lock()
+        self._closed = False
+        self._failures = 0
+        self._attempts = 0
+        self._last_error: LMStudioConnectionError | None = None
+        self._retry_at = -math.inf
+        self.connects = 0  # sockets opened so far (for tests and diagnostics)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.namespace} {self._socket!r}>"
+
+    @property
+    def connected(self) -> bool:
+        """Whether a websocket is open right now."""
+        return self._socket is not None and self._socket.alive
+
+    # ------------------------------------------------------------------ RPCs
+
+    async def call(
+        self, spec: RpcSpec, parameter: Any = UNSET, *, timeout: float | _Default | None = DEFAULT
+    ) -> Any:
+        """Call an RPC and return its structured result (``None`` for void endpoints).
+
+        :param timeout: seconds (``None``: no limit); the client's default when omitted.
+            Connecting, if needed, counts. Composes with ``anyio.fail_after``.
+        :raises LMStudioTimeoutError: no answer in time (a late answer is dropped).
+        :raises LMStudioServerError: the server answered with an error.
+        :raises LMStudioConnectionError: could not connect, or the socket dropped.
+        """
+        limit = (
+            self._timeout if isinstance(timeout, _Default) else check_timeout(timeout, "timeout")
+        )
+        socket_box: list[_Socket] = []
+        warnings_before: list[int] = []
+        with anyio.move_on_after(math.inf if limit is None else limit) as scope:
+            return await self._call(spec, parameter, socket_box, warnings_before)
+        assert scope.cancelled_caught
+        message = f"{endpoint_label(spec)}: no answer from the server within {limit:g} s"
+        if socket_box and warnings_before and socket_box[0].warnings > warnings_before[0]:
+            message += f" (the server warned: {socket_box[0].last_warning})"
+        elif not socket_box:
+            message += " (still connecting)"
+        raise LMStudioTimeoutError(message)
+
+    async def _call(
+        self,
+        spec: RpcSpec,
+        parameter: Any,
+        socket_box: list[_Socket],
+        warnings_before: list[int],
+    ) -> Any:
+        sock = await self._get_socket()
+        socket_box.append(sock)
+        warnings_before.append(sock.warnings)
+        call_id, frame = sock.session.call(spec, parameter)
+        pending = _PendingCall(spec)
+        sock.calls[call_id] = pending
+        try:
+            await sock.send_frame(frame)
+            await pending.done.wait()
+        finally:
+            if not pending.done.is_set():
+                sock.calls.pop(call_id, None)
+                if sock.alive:
+                    sock.session.forget_call(call_id)
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    # ------------------------------------------------------------------ channels
+
+    def open_channel(
+        self,
+        spec: ChannelSpec,
+        creation_parameter: Any = UNSET,
+        *,
+        idle_timeout: float | _Default | None = DEFAULT,
+        merge: MergeHook | None = None,
+        buffer_size: int | None = None,
+    ) -> AbstractAsyncContextManager[Channel[Any]]:
+        """Open a channel for the duration of an ``async with`` block (see :mod:`.channel`).
+
+        :param idle_timeout: seconds without a packet before the channel fails with
+            ``LMStudioTimeoutError`` (``None``: wait forever); the client's default when
+            omitted. Never a limit on the total duration.
+        :param merge: the backpressure merge hook; the endpoint's own by default.
+        :param buffer_size: packets buffered before merging; the client's default if omitted.
+        """
+        idle = (
+            self._timeout
+            if isinstance(idle_timeout, _Default)
+            else check_timeout(idle_timeout, "idle_timeout")
+        )
+        return _ChannelScope(
+            self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size
+        )
+
+    # ------------------------------------------------------------------ connecting
+
+    async def _get_socket(self) -> _Socket:
+        sock = self._socket
+        if sock is not None and sock.alive:
+            return sock
+        attempts_seen = self._attempts
+        async with self._connect_lock:
+            sock = self._socket
+            if sock is not None and sock.alive:
+                return sock
+            if self._closed:
+                raise LMStudioConnectionError(
+                    "the client is closed; use it inside `async with AsyncClient(...) as client:`"
+                )
+            if self._attempts != attempts_seen and self._last_error is not None:
+                # An attempt failed while we queued for the lock: share its outcome
+                # rather than each caller waiting a longer backoff in turn.
+                raise _fresh(self._last_error)
+            delay = self._retry_at - anyio.current_time()
+            if delay > 0:
+                logger.debug("%s: waiting %.2f s before reconnecting", self.namespace, delay)
+                await anyio.sleep(delay)
+            self._attempts += 1
+            try:
+                with exceptions_unwrapped():
+                    sock = await self._open_socket()
+            except LMStudioConnectionError as exc:
+                self._last_error = exc
+                self._failures += 1
+                backoff = min(BACKOFF_FIRST * 2 ** (self._failures - 1), BACKOFF_MAX)
+                self._retry_at = anyio.current_time() + backoff
+                raise
+            except BaseException:
+                self._last_error = None  # cancelled: the next caller tries for itself
+                raise
+            self._last_error = None
+            self._failures = 0
+            self._retry_at = -math.inf
+            self._socket = sock
+            self.connects += 1
+            return sock
+
+    async def _open_socket(self) -> _Socket:
+        url = f"{await self._resolve_url()}/{self.namespace}"
+        creds = self._credentials
+        session = ClientSession(
+            creds.client_identifier, creds.client_passkey, namespace=self.namespace
+        )
+        transport = await self._transport_factory(url, self._task_group)
+        try:
+            reply: list[ClientEvent] = []
+            with anyio.move_on_after(self._connect_timeout):
+                await transport.send_text(session.start())
+                reply = session.receive_text(await transport.receive_text())
+        except LMStudioConnectionError as exc:
+            await transport.aclose()
+            raise LMStudioConnectionError(
+                "the server closed the connection during authentication",
+                attempts=[(url, str(exc))],
+            ) from exc
+        except RemoteProtocolError as exc:
+            await transport.aclose()
+            raise LMStudioConnectionError(
+                "the server did not answer like LM Studio",
+                attempts=[(url, f"not LM Studio: bad authentication reply ({exc})")],
+            ) from exc
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await transport.aclose()
+            raise
+        if not reply:
+            await transport.aclose()
+            raise LMStudioConnectionError(
+                "the server did not answer the authentication",
+                attempts=[(url, f"no authentication reply within {self._connect_timeout:g} s")],
+            )
+        event = reply[0]
+        if isinstance(event, AuthenticationFailed):
+            await transport.aclose()
+            raise LMStudioAuthError(
+                "LM Studio rejected the client's credentials; check the API token "
+                "(api_token=, LM_API_TOKEN or LMSTUDIO_API_TOKEN)",
+                attempts=[(url, f"authentication rejected: {event.error}")],
+            )
+        assert isinstance(event, Authenticated)
+        sock = _Socket(self.namespace, url, transport, session, self._task_group)
+        self._task_group.start_soon(sock.run_reader, name=f"lmstudio_sdk reader {url}")
+        logger.debug("connected to %s", url)
+        return sock
+
+    async def aclose(self) -> None:
+        """Close the websocket (if open); everything in flight fails. Idempotent."""
+        self._closed = True
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            await sock.close()
+
+
+def _fresh(error: LMStudioConnectionError) -> LMStudioConnectionError:
+    """A copy of ``error`` to raise in another task (tracebacks are per raise)."""
+    try:
+        return copy.copy(error)
+    except Exception:
+        return error
+
+
+class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
+    """``async with connection.open_channel(...)``: opens, then cancels and drains on exit."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        spec: ChannelSpec,
+        creation_parameter: Any,
+        idle_timeout: float | None,
+        merge: MergeHook | None,
+        buffer_size: int,
+    ) -> None:
+        self._connection = connection
+        self._spec = spec
+        self._parameter = creation_parameter
+        self._idle_timeout = idle_timeout
+        self._merge = merge
+        self._buffer_size = buffer_size
+        self._channel: Channel[Any] | None = None
+
+    async def __aenter__(self) -> Channel[Any]:
+        if self._channel is not None:
+            raise RuntimeError("a channel scope can be entered only once")
+        connection = self._connection
+        limit = connection._timeout
+        with anyio.move_on_after(math.inf if limit is None else limit) as scope:
+            sock = await connection._get_socket()
+        if scope.cancelled_caught:
+            raise LMStudioTimeoutError(
+                f"{endpoint_label(self._spec)}: could not connect within {limit:g} s"
+            )
+        channel_id, frame = sock.session.open_channel(self._spec, self._parameter)
+        channel: Channel[Any] = Channel(
+            self._spec,
+            channel_id,
+            sock,
+            buffer_size=self._buffer_size,
+            idle_timeout=self._idle_timeout,
+            merge=self._merge,
+        )
+        sock.channels[channel_id] = channel
+        self._channel = channel
+        try:
+            await sock.send_frame(frame)
+        except BaseException:
+            await channel._leave(connection._drain_timeout)
+            raise
+        return channel
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._channel is not None
+        await self._channel._leave(self._connection._drain_timeout)

@@ -1,0 +1,543 @@
+"""The namespace facades of :class:`~lmstudio_sdk.AsyncClient`: ``client.system``,
+``client.llm``, ``client.embedding``, ``client.files``, ``client.repository`` and
+``client.diagnostics``.
+
+Each is a thin layer over :meth:`Connection.call <.connection.Connection.call>` and
+:meth:`Connection.open_channel <.connection.Connection.open_channel>` of its namespace's
+socket, which is opened on first use. Every call takes ``timeout=`` (seconds; ``None``
+for no limit; the client's default when omitted). Streams are async context managers
+(``async with client.llm.load_stream(key) as load: async for progress in load``): leaving
+the block early cancels the work on the server.
+"""
+
+# Per-call ``timeout=`` is part of the API (DESIGN 4): it composes with anyio.fail_after.
+# ruff: noqa: ASYNC109
+
+from __future__ import annotations
+
+import base64
+import inspect
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import ModuleType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+
+from ..chat import FileHandle
+from ..config import LoadModelConfig, load_config_from, load_config_stack
+from ..errors import RemoteProtocolError
+from ..protocol._unset import UNSET
+from ..protocol.codec import Unknown
+from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
+from ..results import ModelInfo, ModelInstanceInfo
+from ._exceptions import exceptions_unwrapped
+from .connection import DEFAULT, _Default
+from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
+
+if TYPE_CHECKING:
+    from .channel import Channel
+    from .client import AsyncClient
+    from .connection import Connection
+
+__all__ = [
+    "DiagnosticsNamespace",
+    "EmbeddingNamespace",
+    "FilesNamespace",
+    "LLMNamespace",
+    "LoadStream",
+    "LogStream",
+    "RepositoryNamespace",
+    "SystemNamespace",
+]
+
+H = TypeVar("H", bound=AsyncModelHandle)
+
+ProgressCallback = Callable[[float], "Awaitable[object] | object"]
+"""Called with progress from 0 to 1; may be a plain function or a coroutine function."""
+
+
+async def _report(callback: Callable[[Any], Any] | None, value: Any) -> None:
+    if callback is not None:
+        outcome = callback(value)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+def _ttl_ms(ttl: float | None) -> int | Any:
+    """Seconds -> whole milliseconds (at least 1); ``None`` leaves the key out."""
+    if ttl is None:
+        return UNSET
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
+        raise ValueError(f"ttl must be a number of seconds > 0, got {ttl!r}")
+    if math.isinf(ttl):
+        raise ValueError("ttl must be finite; leave it out (None) for no time limit")
+    return max(1, math.ceil(ttl * 1000))
+
+
+def _key(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+class _Namespace:
+    _name = ""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._client!r}>"
+
+    def _connection(self) -> Connection:
+        return self._client._connection(self._name)
+
+
+# ------------------------------------------------------------------------------- system
+
+
+class SystemNamespace(_Namespace):
+    """``client.system``: the server's version, downloaded models, notifications."""
+
+    _name = "system"
+
+    async def version(self, *, timeout: float | _Default | None = DEFAULT) -> system.VersionResult:
+        """The LM Studio version (``.version`` is ``"major.minor.patch"``, ``.build``)."""
+        result: system.VersionResult = await self._connection().call(
+            system.VERSION, timeout=timeout
+        )
+        return result
+
+    async def info(self, *, timeout: float | _Default | None = DEFAULT) -> system.SystemInfo:
+        """The server process: ``pid``, ``is_daemon`` and ``version``."""
+        result: system.SystemInfo = await self._connection().call(system.INFO, timeout=timeout)
+        return result
+
+    async def list_downloaded_models(
+        self, domain: str | None = None, *, timeout: float | _Default | None = DEFAULT
+    ) -> list[ModelInfo]:
+        """Models on disk; ``domain="llm"`` or ``"embedding"`` keeps only that kind."""
+        if domain not in (None, "llm", "embedding"):
+            raise ValueError(f"domain must be None, 'llm' or 'embedding', got {domain!r}")
+        models = await self._connection().call(system.LIST_DOWNLOADED_MODELS, timeout=timeout)
+        return [
+            ModelInfo.from_wire(model)
+            for model in models
+            if not isinstance(model, Unknown) and (domain is None or model.type == domain)
+        ]
+
+    async def notify(
+        self,
+        title: str,
+        description: str | None = None,
+        *,
+        no_auto_dismiss: bool = False,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> None:
+        """Show a notification in the LM Studio app."""
+        parameter = system.NotifyParameter(
+            _key(title, "title"),
+            UNSET if description is None else description,
+            True if no_auto_dismiss else UNSET,
+        )
+        await self._connection().call(system.NOTIFY, parameter, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------- models
+
+
+class LoadStream(Generic[H]):
+    """The progress of a model load: ``async for progress in load`` yields 0..1.
+
+    After the stream ended, :meth:`result` is the loaded model. ``resolved`` is the model
+    on disk the key resolved to (once the server said so).
+    """
+
+    def __init__(self, namespace: _ModelNamespace[H], channel: Channel[Any]) -> None:
+        self._namespace = namespace
+        self._channel = channel
+        self._handle: H | None = None
+        self.resolved: ModelInfo | None = None
+        self.progress: float = 0.0
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._handle is not None else f"{self.progress:.0%}"
+        return f"<LoadStream {self._channel.endpoint} {state}>"
+
+    def __aiter__(self) -> AsyncIterator[float]:
+        return self
+
+    async def __anext__(self) -> float:
+        while True:
+            try:
+                packet = await self._channel.receive()
+            except anyio.EndOfStream:
+                if self._handle is None:
+                    raise RemoteProtocolError(
+                        f"{self._channel.endpoint}: the server ended the load without "
+                        "reporting success"
+                    ) from None
+                raise StopAsyncIteration from None
+            progress = self._absorb(packet)
+            if progress is not None:
+                return progress
+
+    def _absorb(self, packet: Any) -> float | None:
+        kind = getattr(packet, "type", None)
+        if kind in ("progress", "loadProgress"):
+            self.progress = float(packet.progress)
+            return self.progress
+        if kind in ("resolved", "startLoading"):
+            self.resolved = ModelInfo.from_wire(packet.info)
+        elif kind in ("success", "loadSuccess", "alreadyLoaded"):
+            self._handle = self._namespace._handle(packet.info)
+            self.progress = 1.0
+        return None
+
+    def result(self) -> H:
+        """The loaded model; raises ``RuntimeError`` if the load has not succeeded."""
+        if self._handle is None:
+            raise RuntimeError(
+                "the load has not finished: iterate the stream to its end first "
+                "(or it was cancelled or failed)"
+            )
+        return self._handle
+
+
+class _LoadScope(AbstractAsyncContextManager[LoadStream[H]]):
+    def __init__(
+        self, namespace: _ModelNamespace[H], spec: Any, parameter: Any, timeout: Any
+    ) -> None:
+        self._namespace = namespace
+        self._scope = namespace._connection().open_channel(spec, parameter, idle_timeout=timeout)
+        self._stream: LoadStream[H] | None = None
+
+    async def __aenter__(self) -> LoadStream[H]:
+        with exceptions_unwrapped():
+            channel = await self._scope.__aenter__()
+        self._stream = LoadStream(self._namespace, channel)
+        return self._stream
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._scope.__aexit__(exc_type, exc, tb)
+        assert self._stream is not None
+        for packet in self._stream._channel.final_packets:
+            self._stream._absorb(packet)
+
+
+class _ModelNamespace(_Namespace, Generic[H]):
+    _endpoints: ModuleType = llm
+    _handle_class: type[AsyncModelHandle] = AsyncModelHandle
+
+    def _handle(self, info: Any) -> H:
+        public = ModelInstanceInfo.from_wire(info)
+        handle: H = self._handle_class(self, public.identifier, public)  # type: ignore[assignment]
+        return handle
+
+    async def list_loaded(self, *, timeout: float | _Default | None = DEFAULT) -> list[H]:
+        """The loaded instances of this kind, as handles (``handle.info`` has the details)."""
+        infos = await self._connection().call(self._endpoints.LIST_LOADED, timeout=timeout)
+        return [self._handle(info) for info in infos]
+
+    async def get_model_info(
+        self, identifier: str | None = None, *, timeout: float | _Default | None = DEFAULT
+    ) -> ModelInstanceInfo:
+        """Info on the loaded instance ``identifier`` (or on any loaded one, if ``None``).
+
+        :raises LMStudioModelNotFoundError: no such instance is loaded.
+        """
+        query = (
+            shared.ModelQuery()
+            if identifier is None
+            else shared.ModelQuery(identifier=_key(identifier, "identifier"))
+        )
+        parameter = shared.GetModelInfoParameter(shared.ModelSpecifierQuery(query), True)
+        info = await self._connection().call(
+            self._endpoints.GET_MODEL_INFO, parameter, timeout=timeout
+        )
+        if info is None:  # a server that ignored throwIfNotFound
+            raise RemoteProtocolError(
+                f"{self._name}.getModelInfo: the server returned nothing for {identifier!r}"
+            )
+        return ModelInstanceInfo.from_wire(info)
+
+    def load_stream(
+        self,
+        key: str,
+        *,
+        identifier: str | None = None,
+        ttl: float | None = None,
+        config: LoadModelConfig | Mapping[str, Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> AbstractAsyncContextManager[LoadStream[H]]:
+        """Load a new instance of model ``key``, as a stream of progress.
+
+        ``async with client.llm.load_stream(key) as load:`` then ``async for progress in
+        load`` (0..1) and ``load.result()``. Leaving the block before the load finished
+        cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
+        time; ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
+        options; ``timeout`` is the longest silence allowed between progress reports.
+        """
+        parameter = shared.LoadModelCreationParameter(
+            _key(key, "key"),
+            load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
+            UNSET if identifier is None else _key(identifier, "identifier"),
+            UNSET,
+            _ttl_ms(ttl),
+        )
+        return _LoadScope(self, self._endpoints.LOAD_MODEL, parameter, timeout)
+
+    async def load(
+        self,
+        key: str,
+        *,
+        identifier: str | None = None,
+        ttl: float | None = None,
+        config: LoadModelConfig | Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> H:
+        """Load a new instance of model ``key`` and return its handle.
+
+        ``on_progress(progress)`` is called with 0..1 as the load goes (a coroutine
+        function is awaited). Cancelling the call cancels the load on the server.
+        See :meth:`load_stream` for the other options.
+        """
+        async with self.load_stream(
+            key, identifier=identifier, ttl=ttl, config=config, timeout=timeout
+        ) as load:
+            async for progress in load:
+                await _report(on_progress, progress)
+        return load.result()
+
+    async def unload(self, identifier: str, *, timeout: float | _Default | None = DEFAULT) -> None:
+        """Unload the instance ``identifier``."""
+        parameter = shared.UnloadModelParameter(_key(identifier, "identifier"))
+        await self._connection().call(self._endpoints.UNLOAD_MODEL, parameter, timeout=timeout)
+
+    async def model(
+        self,
+        key: str | None = None,
+        *,
+        ttl: float | None = None,
+        config: LoadModelConfig | Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> H:
+        """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
+
+        ``key`` is an instance identifier, a model key or a path. Without a key: any model
+        that is already loaded (``LMStudioModelNotFoundError`` if none is); ``ttl`` and
+        ``config`` then make no sense and are refused.
+        """
+        if key is None:
+            if ttl is not None or config is not None:
+                raise ValueError("ttl and config apply to loading: give a model key as well")
+            info = await self.get_model_info(None, timeout=timeout)
+            return self._handle_class(self, info.identifier, info)  # type: ignore[return-value]
+        parameter = shared.GetOrLoadCreationParameter(
+            _key(key, "key"),
+            load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
+            UNSET,
+            _ttl_ms(ttl),
+        )
+        async with _LoadScope(self, self._endpoints.GET_OR_LOAD, parameter, timeout) as load:
+            async for progress in load:
+                await _report(on_progress, progress)
+        return load.result()
+
+
+class LLMNamespace(_ModelNamespace[AsyncLLM]):
+    """``client.llm``: LLMs (list, load, unload, get a handle)."""
+
+    _name = "llm"
+    _endpoints = llm
+    _handle_class = AsyncLLM
+
+
+class EmbeddingNamespace(_ModelNamespace[AsyncEmbeddingModel]):
+    """``client.embedding``: embedding models (list, load, unload, get a handle)."""
+
+    _name = "embedding"
+    _endpoints = embedding
+    _handle_class = AsyncEmbeddingModel
+
+
+# ------------------------------------------------------------------------------- files
+
+
+class FilesNamespace(_Namespace):
+    """``client.files``: files to attach to chat messages."""
+
+    _name = "files"
+
+    async def upload(
+        self, name: str, data: bytes, *, timeout: float | _Default | None = DEFAULT
+    ) -> FileHandle:
+        """Upload ``data`` as a file called ``name``; returns the handle to put in a chat.
+
+        Uploads belong to this client (its identity): other clients cannot use them.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data must be bytes, got {type(data).__name__}; read the file first "
+                "(e.g. pathlib.Path(...).read_bytes())"
+            )
+        parameter = files.UploadFileBase64Parameter(
+            _key(name, "name"), base64.b64encode(bytes(data)).decode("ascii")
+        )
+        result: files.UploadFileBase64Result = await self._connection().call(
+            files.UPLOAD_FILE_BASE64, parameter, timeout=timeout
+        )
+        return FileHandle(
+            name=name,
+            identifier=result.identifier,
+            size_bytes=result.size_bytes,
+            file_type=result.file_type,
+        )
+
+
+# ------------------------------------------------------------------------------- repository
+
+
+class RepositoryNamespace(_Namespace):
+    """``client.repository``: search the model catalog and download models."""
+
+    _name = "repository"
+
+    async def search_models(
+        self,
+        search_term: str | None = None,
+        *,
+        limit: int | None = None,
+        compatibility_types: Sequence[str] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> list[repository.ModelSearchResultEntry]:
+        """Search for models to download (``limit``: 1 to 25 results)."""
+        opts = repository.ModelSearchOpts(
+            UNSET if search_term is None else search_term,
+            UNSET if limit is None else limit,
+            UNSET if compatibility_types is None else list(compatibility_types),
+        )
+        result: repository.SearchModelsResult = await self._connection().call(
+            repository.SEARCH_MODELS, repository.SearchModelsParameter(opts), timeout=timeout
+        )
+        return list(result.results)
+
+    async def get_download_options(
+        self,
+        model: repository.ModelSearchResultEntry | Any,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> list[repository.ModelDownloadOption]:
+        """The files a search result can be downloaded as (one per quantization...)."""
+        identifier = getattr(model, "identifier", model)
+        if not isinstance(
+            identifier,
+            (repository.CatalogSearchResultIdentifier, repository.HFSearchResultIdentifier),
+        ):
+            raise TypeError(
+                "model must be a result of search_models() (or its .identifier), "
+                f"got {type(model).__name__}"
+            )
+        result: repository.GetModelDownloadOptionsResult = await self._connection().call(
+            repository.GET_MODEL_DOWNLOAD_OPTIONS,
+            repository.GetModelDownloadOptionsParameter(identifier),
+            timeout=timeout,
+        )
+        return list(result.results)
+
+    async def download(
+        self,
+        option: repository.ModelDownloadOption | str,
+        *,
+        on_progress: Callable[[repository.DownloadProgressUpdate], Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> str:
+        """Download a model; return the model key to load it with.
+
+        ``option`` is one of :meth:`get_download_options` or its ``download_identifier``.
+        ``on_progress(update)`` gets ``downloaded_bytes``, ``total_bytes`` and
+        ``speed_bytes_per_second``. Cancelling the call cancels the download on the server;
+        ``timeout`` is the longest silence allowed between progress reports.
+        """
+        download_identifier: Any = getattr(option, "download_identifier", option)
+        parameter = repository.DownloadModelCreationParameter(
+            _key(download_identifier, "download identifier")
+        )
+        default_identifier: str | None = None
+        async with self._connection().open_channel(
+            repository.DOWNLOAD_MODEL, parameter, idle_timeout=timeout
+        ) as channel:
+            async for packet in channel:
+                if isinstance(packet, repository.DownloadProgress):
+                    await _report(on_progress, packet.update)
+                elif isinstance(packet, repository.DownloadModelSuccess):
+                    default_identifier = packet.default_identifier
+        if default_identifier is None:
+            raise RemoteProtocolError(
+                "repository.downloadModel: the server ended the download without reporting success"
+            )
+        return default_identifier
+
+
+# ------------------------------------------------------------------------------- diagnostics
+
+
+class LogStream:
+    """The server's log events: ``async for event in logs`` yields
+    :class:`~lmstudio_sdk.protocol.endpoints.diagnostics.DiagnosticsLogEvent` (``.timestamp``
+    in ms, ``.data``)."""
+
+    def __init__(self, channel: Channel[Any]) -> None:
+        self._channel = channel
+
+    def __aiter__(self) -> AsyncIterator[diagnostics.DiagnosticsLogEvent]:
+        return self
+
+    async def __anext__(self) -> diagnostics.DiagnosticsLogEvent:
+        while True:
+            try:
+                packet = await self._channel.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            if isinstance(packet, diagnostics.StreamLogsLog):
+                return packet.log
+
+
+class _LogScope(AbstractAsyncContextManager[LogStream]):
+    def __init__(self, connection: Connection) -> None:
+        # Logs may be quiet for hours: no inactivity timeout.
+        self._scope = connection.open_channel(diagnostics.STREAM_LOGS, idle_timeout=None)
+
+    async def __aenter__(self) -> LogStream:
+        with exceptions_unwrapped():
+            return LogStream(await self._scope.__aenter__())
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._scope.__aexit__(exc_type, exc, tb)
+
+
+class DiagnosticsNamespace(_Namespace):
+    """``client.diagnostics``: the server's log stream."""
+
+    _name = "diagnostics"
+
+    def stream_logs(self) -> AbstractAsyncContextManager[LogStream]:
+        """``async with client.diagnostics.stream_logs() as logs: async for event in logs``.
+
+        Leaving the block stops the stream on the server.
+        """
+        return _LogScope(self._connection())
