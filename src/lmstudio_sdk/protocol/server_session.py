@@ -465,10 +465,22 @@ class ServerSession:
     ) -> list[ServerEvent]:
         if error_reply is not None:
             self._outbox.append(encode(error_reply))
-        elif self._warnings_sent < MAX_WARNINGS:
-            self._warnings_sent += 1
-            self._outbox.append(encode(CommunicationWarning(reason, kind)))
+        else:
+            frame = self.warn(reason, kind)
+            if frame is not None:
+                self._outbox.append(frame)
         return [RequestRejected(kind, reason)]
+
+    def warn(self, warning: str, kind: str = "unknown") -> str | None:
+        """Return a ``communicationWarning`` frame, or ``None`` once the cap is reached.
+
+        At most :data:`MAX_WARNINGS` warnings go to one socket, counting the ones the
+        session sends by itself, as the reference server does.
+        """
+        if self._warnings_sent >= MAX_WARNINGS:
+            return None
+        self._warnings_sent += 1
+        return encode(CommunicationWarning(warning, kind))
 
     # ------------------------------------------------------------------ outbound
 

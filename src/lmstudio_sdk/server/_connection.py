@@ -48,8 +48,8 @@ from ..protocol.events import (
     WarningReceived,
 )
 from ..protocol.server_session import ServerSession
-from ..protocol.session import MAX_WARNINGS, SessionState
-from ..protocol.wire import CommunicationWarning, SerializedError, encode
+from ..protocol.session import SessionState
+from ..protocol.wire import SerializedError
 from ._errors import from_engine_error
 from .engines.base import EngineError
 from .engines.scripted import InjectedWireFault
@@ -71,15 +71,6 @@ logger = logging.getLogger("lmstudio_sdk.server")
 # What the fault "malformedFrame" sends: the start of a channelSend, cut off (not JSON).
 MALFORMED_FRAME = '{"type":"channelSend","channelId":'
 
-# Kinds the session answers with an error reply (not a warning) in strict mode.
-_STRICT_REPLY_KINDS = frozenset(
-    {
-        "rpcEndpointUnknown",
-        "rpcParameterTypeError",
-        "channelEndpointUnknown",
-        "channelCreationParameterTypeError",
-    }
-)
 
 
 class ConnectionDropped(Exception):
@@ -147,7 +138,6 @@ class Connection:
         self._write_lock = anyio.Lock()
         self._channels: dict[int, ChannelContext] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._warnings_sent = 0
         self._dropped = False
         self._peer = _peer_name(ws)
 
@@ -234,8 +224,6 @@ class Connection:
             if channel is not None:
                 channel.deliver(event.packet)
         elif isinstance(event, RequestRejected):
-            if not (self.server.options.strict_errors and event.kind in _STRICT_REPLY_KINDS):
-                self._warnings_sent += 1  # the session sent (or would have sent) a warning
             logger.info("%r: rejected (%s): %s", self, event.kind, event.reason)
         elif isinstance(event, MessageIgnored):
             logger.info("%r: ignored a frame: %s", self, event.reason)
@@ -248,10 +236,9 @@ class Connection:
             )
 
     async def _warn(self, warning: str) -> None:
-        if self._warnings_sent >= MAX_WARNINGS:
-            return
-        self._warnings_sent += 1
-        await self._send_frames([encode(CommunicationWarning(warning, "unknown"))])
+        frame = self.session.warn(warning)
+        if frame is not None:
+            await self._send_frames([frame])
 
     # ------------------------------------------------------------------ calls and channels
 
