@@ -7,19 +7,79 @@ query on the identifier, as the official Python SDK does, so a model unloaded an
 again under the same identifier keeps working.
 """
 
+# Per-call ``timeout=`` is part of the API (DESIGN 4): it composes with anyio.fail_after.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
-from ..protocol.endpoints import shared
-from ..results import ModelInstanceInfo
+import anyio
+
+from ..chat import Chat
+from ..config import LoadModelConfig, PredictionConfig, load_config_from_kv, prediction_stack
+from ..protocol._unset import UNSET
+from ..protocol.endpoints import embedding, llm, shared
+from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
+from ._exceptions import exceptions_unwrapped
 from .connection import DEFAULT, _Default
+from .prediction import (
+    PredictionCallbacks,
+    PredictionStream,
+    complete_request,
+    open_prediction,
+    respond_request,
+    run_prediction,
+)
+from .tools import ActResult, ToolLike, run_act, to_tools, tool_definitions
 
 if TYPE_CHECKING:
+    from ..chat import ChatHistoryInput
     from .connection import Connection
     from .namespaces import _ModelNamespace
 
 __all__ = ["AsyncEmbeddingModel", "AsyncLLM", "AsyncModelHandle"]
+
+#: Requests in flight at once when a list is tokenized or embedded.
+MAX_CONCURRENT_REQUESTS: Final = 8
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def _map_ordered(
+    function: Callable[[T], Awaitable[R]], items: Sequence[T], limit: int
+) -> list[R]:
+    """``[await function(item) for item in items]``, up to ``limit`` at once, order kept.
+
+    The first failure cancels the rest and is raised (never as an exception group).
+    """
+    results: list[Any] = [None] * len(items)
+    pending = iter(enumerate(items))
+
+    async def worker() -> None:
+        for index, item in pending:  # one shared iterator: each item is taken once
+            results[index] = await function(item)
+
+    with exceptions_unwrapped():
+        async with anyio.create_task_group() as task_group:
+            for _ in range(min(limit, len(items))):
+                task_group.start_soon(worker)
+    return results
+
+
+def _texts(value: Any, what: str) -> list[str] | None:
+    """``None`` for one string, else the list of strings (``TypeError`` for anything else)."""
+    if isinstance(value, str):
+        return None
+    if isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Sequence):
+        raise TypeError(f"{what} takes a str or a list of str, got {type(value).__name__}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise TypeError(f"{what}: item {index} is a {type(item).__name__}, not a str")
+    return list(value)
 
 
 class AsyncModelHandle:
@@ -84,14 +144,325 @@ class AsyncModelHandle:
         """Unload this instance from the server."""
         await self._namespace.unload(self._identifier, timeout=timeout)
 
+    @overload
+    async def tokenize(
+        self, text: str, *, timeout: float | _Default | None = DEFAULT
+    ) -> list[int]: ...
+    @overload
+    async def tokenize(
+        self, text: list[str], *, timeout: float | _Default | None = DEFAULT
+    ) -> list[list[int]]: ...
+    async def tokenize(
+        self, text: str | list[str], *, timeout: float | _Default | None = DEFAULT
+    ) -> list[int] | list[list[int]]:
+        """The token ids of ``text``; for a list of strings, one list of ids per string.
+
+        A list is tokenized with concurrent requests (at most
+        ``MAX_CONCURRENT_REQUESTS`` at once); the order is kept.
+        """
+        texts = _texts(text, "tokenize()")
+        endpoint = self._namespace._endpoints.TOKENIZE
+        connection, specifier = self._connection(), self._specifier()
+
+        async def one(item: str) -> list[int]:
+            parameter = shared.TokenizeParameter(specifier, item)
+            result: shared.TokenizeResult = await connection.call(
+                endpoint, parameter, timeout=timeout
+            )
+            return list(result.tokens)
+
+        if texts is None:
+            assert isinstance(text, str)
+            return await one(text)
+        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+
+    async def count_tokens(self, text: str, *, timeout: float | _Default | None = DEFAULT) -> int:
+        """How many tokens ``text`` is for this model."""
+        if not isinstance(text, str):
+            raise TypeError(f"count_tokens() takes a str, got {type(text).__name__}")
+        parameter = shared.CountTokensParameter(self._specifier(), text)
+        result: shared.CountTokensResult = await self._connection().call(
+            self._namespace._endpoints.COUNT_TOKENS, parameter, timeout=timeout
+        )
+        return result.token_count
+
+    async def get_load_config(
+        self, *, timeout: float | _Default | None = DEFAULT
+    ) -> LoadModelConfig:
+        """The config the instance was loaded with (what the server reports)."""
+        kv = await self._get_load_kv(timeout)
+        domain: Any = self.domain
+        return load_config_from_kv(kv, domain)
+
+    async def get_context_length(self, *, timeout: float | _Default | None = DEFAULT) -> int:
+        """The context length of the loaded instance, in tokens.
+
+        Read from the load config (``<domain>.load.contextLength``); when the server does
+        not report it there, from the instance info.
+        """
+        kv = await self._get_load_kv(timeout)
+        value = kv.to_dict().get(f"{self.domain}.load.contextLength")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        info = await self.get_info(timeout=timeout)
+        return info.context_length
+
+    async def _get_load_kv(self, timeout: float | _Default | None) -> Any:
+        parameter = shared.GetLoadConfigParameter(self._specifier())
+        return await self._connection().call(
+            self._namespace._endpoints.GET_LOAD_CONFIG, parameter, timeout=timeout
+        )
+
 
 class AsyncLLM(AsyncModelHandle):
-    """A loaded LLM instance."""
+    """A loaded LLM instance: predictions, tool use, tokens and prompt templates.
+
+    Prediction options are keyword arguments (``max_tokens=64, temperature=0.2``), a
+    :class:`~lmstudio_sdk.PredictionConfig`, or a ``config=`` dict with snake_case or
+    camelCase keys (``{"maxTokens": 64}``). An unknown option or a bad value raises
+    ``ValueError`` naming it, before anything is sent. ``timeout`` is the longest silence
+    allowed between two packets of a prediction (the client's default when omitted), never
+    a limit on its total duration: use a cancel scope for that.
+    """
 
     domain: ClassVar[str] = "llm"
 
+    def respond_stream(
+        self,
+        history: ChatHistoryInput,
+        *,
+        config: PredictionConfig | Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        on_message: Callable[[Any], Any] | None = None,
+        on_first_token: Callable[[], Any] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
+        on_prompt_processing_progress: Callable[[float], Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        **options: Any,
+    ) -> AbstractAsyncContextManager[PredictionStream]:
+        """Predict the next assistant message of ``history``, as a stream of events.
+
+        ``async with model.respond_stream(chat) as stream: async for event in stream``;
+        then ``stream.result()``. Leaving the block early (``break``, an exception, a
+        cancel scope) cancels the prediction on the server, and ``stream.result()`` is then
+        the partial result with the server's ``stop_reason`` (``"userStopped"``).
+
+        ``history`` is a :class:`~lmstudio_sdk.Chat`, a str (one user message), or a list
+        of message dicts. ``response_format`` (a JSON schema dict, a pydantic model class,
+        an attrs class or a dataclass) constrains the reply and parses it into
+        ``result.parsed``. The callbacks are those of :meth:`respond`.
+        """
+        request = respond_request(self._specifier(), history, config, response_format, options)
+        callbacks = PredictionCallbacks(
+            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
+        )
+        return open_prediction(self._connection(), request, callbacks, timeout=timeout)
+
+    async def respond(
+        self,
+        history: ChatHistoryInput,
+        *,
+        config: PredictionConfig | Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        on_message: Callable[[Any], Any] | None = None,
+        on_first_token: Callable[[], Any] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
+        on_prompt_processing_progress: Callable[[float], Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        **options: Any,
+    ) -> PredictionResult:
+        """Predict the next assistant message of ``history`` and return the result.
+
+        Callbacks (plain functions or coroutine functions): ``on_message(message)`` with
+        the final assistant message (``chat.append`` takes it), ``on_first_token()``,
+        ``on_prediction_fragment(fragment)``, ``on_prompt_processing_progress(progress)``
+        (0 to 1). Cancelling the call cancels the prediction on the server.
+
+        :raises StructuredOutputError: the reply does not fit ``response_format``.
+        :raises LMStudioModelNotFoundError: the model is no longer loaded.
+        """
+        request = respond_request(self._specifier(), history, config, response_format, options)
+        callbacks = PredictionCallbacks(
+            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
+        )
+        return await run_prediction(self._connection(), request, callbacks, timeout=timeout)
+
+    def complete_stream(
+        self,
+        prompt: str,
+        *,
+        raw_text_endpoint: bool = False,
+        config: PredictionConfig | Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        on_message: Callable[[Any], Any] | None = None,
+        on_first_token: Callable[[], Any] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
+        on_prompt_processing_progress: Callable[[float], Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        **options: Any,
+    ) -> AbstractAsyncContextManager[PredictionStream]:
+        """Continue ``prompt`` as raw text (no chat template), as a stream of events.
+
+        By default through ``predict`` with a template that passes the prompt through
+        unchanged (every LM Studio version supports it); ``raw_text_endpoint=True`` uses
+        ``completeRawText`` instead (newer servers only). See :meth:`respond_stream`.
+        """
+        request = complete_request(
+            self._specifier(),
+            prompt,
+            config,
+            response_format,
+            options,
+            raw_text_endpoint=raw_text_endpoint,
+        )
+        callbacks = PredictionCallbacks(
+            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
+        )
+        return open_prediction(self._connection(), request, callbacks, timeout=timeout)
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        raw_text_endpoint: bool = False,
+        config: PredictionConfig | Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        on_message: Callable[[Any], Any] | None = None,
+        on_first_token: Callable[[], Any] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
+        on_prompt_processing_progress: Callable[[float], Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        **options: Any,
+    ) -> PredictionResult:
+        """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
+        and :meth:`respond`)."""
+        request = complete_request(
+            self._specifier(),
+            prompt,
+            config,
+            response_format,
+            options,
+            raw_text_endpoint=raw_text_endpoint,
+        )
+        callbacks = PredictionCallbacks(
+            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
+        )
+        return await run_prediction(self._connection(), request, callbacks, timeout=timeout)
+
+    async def act(
+        self,
+        chat: ChatHistoryInput,
+        tools: Sequence[ToolLike],
+        *,
+        max_prediction_rounds: int | None = None,
+        max_parallel_tool_calls: int = 4,
+        config: PredictionConfig | Mapping[str, Any] | None = None,
+        on_message: Callable[[Any], Any] | None = None,
+        on_round_start: Callable[[int], Any] | None = None,
+        on_round_end: Callable[[int], Any] | None = None,
+        on_prediction_completed: Callable[[PredictionResult], Any] | None = None,
+        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
+        handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
+        timeout: float | _Default | None = DEFAULT,
+        **options: Any,
+    ) -> ActResult:
+        """Let the model call ``tools`` in rounds until it answers without a tool call.
+
+        ``tools``: plain functions (sync or async; their type hints and docstring describe
+        them to the model), :class:`~lmstudio_sdk.Tool` objects, or dicts (``name``,
+        ``implementation``, ``description``, ``parameters``). A tool starts as soon as the
+        model has finished writing its call, while the prediction goes on; at most
+        ``max_parallel_tool_calls`` run at once. Results go back to the model in the order
+        of the calls, JSON-encoded. A tool that raises, an unknown tool or bad arguments
+        become an error text for the model: ``handle_invalid_tool_request(exc, request)``
+        returns what the model sees (default: the error message; raise to stop ``act``).
+
+        ``chat`` is not modified: ``on_message(message)`` receives each new assistant and
+        tool message (``on_message=chat.append`` keeps a history). ``on_round_start(i)``
+        and ``on_round_end(i)`` get the round index (from 0); ``on_prediction_completed``
+        each round's :class:`~lmstudio_sdk.PredictionResult`. ``max_prediction_rounds``
+        bounds the rounds (the last one offers no tools). Cancelling ``act`` cancels the
+        running tools and the prediction on the server.
+        """
+        return await run_act(
+            self._connection(),
+            self._specifier(),
+            chat,
+            tools,
+            config=config,
+            max_prediction_rounds=max_prediction_rounds,
+            max_parallel_tool_calls=max_parallel_tool_calls,
+            on_message=on_message,
+            on_round_start=on_round_start,
+            on_round_end=on_round_end,
+            on_prediction_completed=on_prediction_completed,
+            on_prediction_fragment=on_prediction_fragment,
+            handle_invalid_tool_request=handle_invalid_tool_request,
+            timeout=timeout,
+            options=options,
+        )
+
+    async def apply_prompt_template(
+        self,
+        history: ChatHistoryInput,
+        *,
+        tools: Sequence[ToolLike] | None = None,
+        omit_bos_token: bool = False,
+        omit_eos_token: bool = False,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> str:
+        """``history`` formatted with the model's prompt template (the text the model sees).
+
+        ``tools`` (as :meth:`act` takes them) are rendered into the prompt when the
+        template supports tools.
+        """
+        chat = Chat.from_history(history)
+        opts = llm.ApplyPromptTemplateOpts(
+            True if omit_bos_token else UNSET,
+            True if omit_eos_token else UNSET,
+            tool_definitions(to_tools(tools)) if tools else UNSET,
+        )
+        parameter = llm.ApplyPromptTemplateParameter(
+            self._specifier(), chat.to_wire(), prediction_stack(PredictionConfig()), opts
+        )
+        result: llm.ApplyPromptTemplateResult = await self._connection().call(
+            llm.APPLY_PROMPT_TEMPLATE, parameter, timeout=timeout
+        )
+        return result.formatted
+
 
 class AsyncEmbeddingModel(AsyncModelHandle):
-    """A loaded embedding model instance."""
+    """A loaded embedding model instance: embeddings and tokens."""
 
     domain: ClassVar[str] = "embedding"
+
+    @overload
+    async def embed(
+        self, text: str, *, timeout: float | _Default | None = DEFAULT
+    ) -> list[float]: ...
+    @overload
+    async def embed(
+        self, text: list[str], *, timeout: float | _Default | None = DEFAULT
+    ) -> list[list[float]]: ...
+    async def embed(
+        self, text: str | list[str], *, timeout: float | _Default | None = DEFAULT
+    ) -> list[float] | list[list[float]]:
+        """The embedding vector of ``text``; for a list of strings, one vector per string.
+
+        A list is embedded with concurrent requests (at most ``MAX_CONCURRENT_REQUESTS``
+        at once); the order is kept. The first failure cancels the others and is raised.
+        """
+        texts = _texts(text, "embed()")
+        connection, specifier = self._connection(), self._specifier()
+
+        async def one(item: str) -> list[float]:
+            parameter = embedding.EmbedStringParameter(specifier, item)
+            result: embedding.EmbedStringResult = await connection.call(
+                embedding.EMBED_STRING, parameter, timeout=timeout
+            )
+            return list(result.embedding)
+
+        if texts is None:
+            assert isinstance(text, str)
+            return await one(text)
+        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import inspect
 import math
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
@@ -402,6 +403,60 @@ class FilesNamespace(_Namespace):
             size_bytes=result.size_bytes,
             file_type=result.file_type,
         )
+
+    async def prepare_image(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        name: str | None = None,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> FileHandle:
+        """Upload an image (a file path or its bytes) to attach to a chat message:
+        ``chat.add_user_message("What is this?", images=[handle])``.
+
+        ``name`` defaults to the file's name (``image.<ext>`` for bytes); the extension of
+        the detected format is added when the name has none the server knows as an image.
+
+        :raises ValueError: the data is not a PNG, JPEG, GIF, WebP or BMP image (checked
+            before anything is sent).
+        """
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data, default_name = bytes(source), None
+        elif isinstance(source, (str, os.PathLike)):
+            path = anyio.Path(source)
+            data, default_name = await path.read_bytes(), path.name
+        else:
+            raise TypeError(f"prepare_image() takes a path or bytes, got {type(source).__name__}")
+        if name is not None:
+            _key(name, "name")
+        suffix = _image_suffix(data)
+        if suffix is None:
+            raise ValueError(
+                f"{name or default_name or 'the data'} is not an image "
+                "(PNG, JPEG, GIF, WebP or BMP expected)"
+            )
+        name = name or default_name or f"image{suffix}"
+        if os.path.splitext(name)[1].lower() not in _IMAGE_SUFFIXES:
+            name += suffix
+        return await self.upload(name, data, timeout=timeout)
+
+
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
+
+
+def _image_suffix(data: bytes) -> str | None:
+    """The file extension of an image's format, from its first bytes (``None``: no image)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return ".gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data.startswith(b"BM") and len(data) > 26:
+        return ".bmp"
+    return None
 
 
 # ------------------------------------------------------------------------------- repository
