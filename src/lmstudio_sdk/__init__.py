@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from ._async.handles import AsyncModelHandle as AsyncModelHandle
     from ._async.namespaces import LoadStream as LoadStream
     from ._async.namespaces import LogStream as LogStream
+    from ._async.prediction import PredictionStream as PredictionStream
+    from ._async.tools import ActResult as ActResult
+    from ._async.tools import InvalidToolCallError as InvalidToolCallError
+    from ._async.tools import Tool as Tool
+    from ._convenience import configure_default_client as configure_default_client
+    from ._convenience import embedding_model as embedding_model
+    from ._convenience import get_default_client as get_default_client
+    from ._convenience import list_downloaded_models as list_downloaded_models
+    from ._convenience import list_loaded_models as list_loaded_models
+    from ._convenience import llm as llm
+    from ._convenience import prepare_image as prepare_image
     from .chat import Chat as Chat
     from .chat import FileHandle as FileHandle
     from .config import GpuSetting as GpuSetting
@@ -48,6 +59,17 @@ if TYPE_CHECKING:
     from .results import PredictionFragment as PredictionFragment
     from .results import PredictionResult as PredictionResult
     from .results import PredictionStats as PredictionStats
+    from .results import PromptProcessingProgress as PromptProcessingProgress
+    from .results import ToolCallArgumentsFragment as ToolCallArgumentsFragment
+    from .results import ToolCallGenerated as ToolCallGenerated
+    from .results import ToolCallGenerationFailed as ToolCallGenerationFailed
+    from .results import ToolCallGenerationStarted as ToolCallGenerationStarted
+    from .results import ToolCallNameReceived as ToolCallNameReceived
+    from .results import ToolCallRequest as ToolCallRequest
+    from .sync import LLM as LLM
+    from .sync import Client as Client
+    from .sync import EmbeddingModel as EmbeddingModel
+    from .sync import SyncInAsyncContextError as SyncInAsyncContextError
 
 # name -> module (relative to this package) it is imported from, on first access.
 _LAZY: dict[str, str] = {
@@ -58,6 +80,10 @@ _LAZY: dict[str, str] = {
     "Channel": "._async.channel",
     "LoadStream": "._async.namespaces",
     "LogStream": "._async.namespaces",
+    "PredictionStream": "._async.prediction",
+    "ActResult": "._async.tools",
+    "InvalidToolCallError": "._async.tools",
+    "Tool": "._async.tools",
     "Chat": ".chat",
     "FileHandle": ".chat",
     "GpuSetting": ".config",
@@ -79,6 +105,24 @@ _LAZY: dict[str, str] = {
     "PredictionFragment": ".results",
     "PredictionResult": ".results",
     "PredictionStats": ".results",
+    "PromptProcessingProgress": ".results",
+    "ToolCallArgumentsFragment": ".results",
+    "ToolCallGenerated": ".results",
+    "ToolCallGenerationFailed": ".results",
+    "ToolCallGenerationStarted": ".results",
+    "ToolCallNameReceived": ".results",
+    "ToolCallRequest": ".results",
+    "Client": ".sync",
+    "LLM": ".sync",
+    "EmbeddingModel": ".sync",
+    "SyncInAsyncContextError": ".sync",
+    "configure_default_client": "._convenience",
+    "embedding_model": "._convenience",
+    "get_default_client": "._convenience",
+    "list_downloaded_models": "._convenience",
+    "list_loaded_models": "._convenience",
+    "llm": "._convenience",
+    "prepare_image": "._convenience",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from .._version import __version__
-from . import serve
+from . import chat, logs, models, predict, serve, version
+from ._common import add_global_options
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS: tuple[ModuleType, ...] = (serve,)
+COMMANDS: tuple[ModuleType, ...] = (serve, models, chat, predict, logs, version)
 """Command modules, in the order ``lmsdk --help`` lists them."""
 
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Talk to LM Studio, or run a local LM Studio-compatible server.",
     )
     parser.add_argument("--version", action="version", version=f"lmsdk {__version__}")
+    add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers)
