@@ -44,19 +44,6 @@ def _opt(value: Any) -> Any:
     return None if isinstance(value, UnsetType) else value
 
 
-def _error_from_wire(error: shared.SerializedError) -> LMStudioServerError:
-    display = _opt(error.display_data) or {}
-    code = display.get("code")
-    return LMStudioServerError(
-        error.title,
-        cause=_opt(error.cause),
-        suggestion=_opt(error.suggestion),
-        code=code if isinstance(code, str) else None,
-        display_data=display,
-        error_data=_opt(error.error_data),
-    )
-
-
 # --- stats -------------------------------------------------------------------------------
 
 
