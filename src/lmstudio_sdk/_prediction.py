@@ -40,7 +40,6 @@ from .results import (
     ToolCallGenerationStarted,
     ToolCallNameReceived,
     ToolCallRequest,
-    _error_from_wire,
     _opt,
 )
 
@@ -136,7 +135,7 @@ class PredictionAccumulator:
         return ToolCallGenerated(request, _opt(packet.raw_content))
 
     def _on_tool_failed(self, packet: PredictToolCallGenerationFailed) -> PredictionEvent:
-        return ToolCallGenerationFailed(_error_from_wire(packet.error), _opt(packet.raw_content))
+        return ToolCallGenerationFailed(packet.error.to_exception(), _opt(packet.raw_content))
 
     def _on_success(self, packet: PredictSuccess) -> None:
         parsed = None
