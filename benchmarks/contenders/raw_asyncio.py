@@ -1,0 +1,47 @@
+"""Floor: a raw ``websockets`` (asyncio) loop, no SDK (see ``_raw.py``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from _common import run_contender
+
+
+def _url(spec: dict[str, Any]) -> str:
+    return f"ws://{spec['host']}/llm"
+
+
+def _run(scenario_name: str):  # type: ignore[no-untyped-def]
+    def scenario(spec: dict[str, Any]) -> dict[str, Any]:
+        import asyncio
+
+        import _raw
+        from websockets.asyncio.client import connect
+
+        class Socket:
+            def __init__(self, ws: Any) -> None:
+                self.send = ws.send
+                self.recv = ws.recv
+
+        async def main() -> dict[str, Any]:
+            async with connect(
+                _url(spec), compression=None, proxy=None, max_size=_raw.MAX_MESSAGE_SIZE
+            ) as ws:
+                sock = Socket(ws)
+                await _raw.authenticate(sock)
+                if scenario_name == "startup":
+                    result = await _raw.list_loaded(sock, 1)
+                    return {"t_first_result": time.monotonic(), "loaded": len(result)}
+                run = getattr(_raw, f"scenario_{scenario_name}")
+                return await run(sock, spec)
+
+        return asyncio.run(main())
+
+    return scenario
+
+
+if __name__ == "__main__":
+    run_contender(
+        {name: _run(name) for name in ("stream", "rpc", "cancel", "concurrent", "startup")}
+    )
