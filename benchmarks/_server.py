@@ -5,7 +5,8 @@ prints ``READY {"port": ..., "models": [...]}`` once it listens, then answers co
 stdin, one per line, each with one line ``OK <json>`` (or ``ERR <text>``):
 
 * ``preload KEY...``: load the models (over the wire, with ``getOrLoad``, as a client would);
-* ``stats``: ``{"open_predict": n, "peak_open_predict": n, "predictions": n}``;
+* ``stats``: ``{"open_predict": n, "peak_open_predict": n, "predictions": n,
+  "open_channels": n, "peak_open_channels": n}``;
 * ``reset``: zero the peak and the count;
 * ``quit``: stop the server and exit (also on end of input).
 
@@ -22,9 +23,10 @@ The scripted models (see ``contenders/_common.py`` for the keys):
 
 With ``"llama": true`` SmolLM2-135M-Instruct (llama.cpp) is served too, when installed.
 
-Open predict channels are counted by wrapping the server's ``predict`` channel handler
-(in this process only): a channel counts as open from the moment its handler starts until
-it returns, just before the server sends ``channelClose``.
+Open predict channels are counted by the server itself (``server.stats``, per endpoint
+``llm.predict``): a channel counts as open from the moment its handler starts until it
+returns, just before the server sends ``channelClose``. ``stats`` also reports every open
+channel (``open_channels``, ``peak_open_channels``), whatever its endpoint.
 """
 
 from __future__ import annotations
@@ -50,55 +52,30 @@ from _common import (
 
 from lmstudio_sdk.server import (
     Faults,
+    RunningServer,
     Script,
     ServerOptions,
     bundled_models,
     running_server,
     scripted_model,
 )
-from lmstudio_sdk.server._state import ServerState
 
 CANCEL_FRAGMENTS = 20_000
 WARMUP_FRAGMENTS = 2_000
 
 
-class Stats:
-    def __init__(self) -> None:
-        self.open = 0
-        self.peak = 0
-        self.count = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "open_predict": self.open,
-            "peak_open_predict": self.peak,
-            "predictions": self.count,
-        }
+PREDICT = "llm.predict"
 
 
-STATS = Stats()
-
-
-def _install_channel_counter() -> None:
-    original = ServerState.channel_handler
-
-    def channel_handler(self: ServerState, spec: Any) -> Any:
-        handler = original(self, spec)
-        if spec.name != "predict":
-            return handler
-
-        async def counted(context: Any, parameter: Any) -> Any:
-            STATS.open += 1
-            STATS.count += 1
-            STATS.peak = max(STATS.peak, STATS.open)
-            try:
-                return await handler(context, parameter)
-            finally:
-                STATS.open -= 1
-
-        return counted
-
-    ServerState.channel_handler = channel_handler  # type: ignore[method-assign]
+def _stats(server: RunningServer) -> dict[str, int]:
+    snapshot = server.stats.snapshot()
+    return {
+        "open_predict": snapshot.open_by_endpoint.get(PREDICT, 0),
+        "peak_open_predict": snapshot.peak_open_by_endpoint.get(PREDICT, 0),
+        "predictions": snapshot.opened_by_endpoint.get(PREDICT, 0),
+        "open_channels": snapshot.open_channels,
+        "peak_open_channels": snapshot.peak_open_channels,
+    }
 
 
 def _models(config: dict[str, Any]) -> list[Any]:
@@ -196,7 +173,6 @@ async def _preload(port: int, keys: list[str], contexts: dict[str, int]) -> None
 
 async def main() -> None:
     config = json.loads(sys.argv[1])
-    _install_channel_counter()
     models = _models(config)
     contexts = {m.key: m.facts.max_context_length for m in models if m.key != LLAMA_MODEL}
     options = ServerOptions(
@@ -215,10 +191,9 @@ async def main() -> None:
                 if command == "quit":
                     break
                 if command == "stats":
-                    reply: dict[str, Any] = STATS.as_dict()
+                    reply: dict[str, Any] = _stats(server)
                 elif command == "reset":
-                    STATS.peak = STATS.open
-                    STATS.count = 0
+                    server.stats.reset()
                     reply = {}
                 elif command == "preload":
                     await _preload(server.port, args, contexts)

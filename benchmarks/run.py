@@ -576,8 +576,7 @@ def bench_concurrent(run: Run) -> None:
                         "concurrent",
                         name,
                         f"the server counted {stats['predictions']} predictions, expected at "
-                        f"least {c['conc_channels']} (is the counter in _server.py still "
-                        "wrapping ServerState.channel_handler?)",
+                        f"least {c['conc_channels']} (server.stats, endpoint llm.predict)",
                     )
 
 

@@ -29,7 +29,12 @@ from lmstudio_sdk.server.engines import (
     TokenPiece,
 )
 from lmstudio_sdk.server.engines._models import GGUFError, read_gguf_metadata, smollm2_gguf_path
-from lmstudio_sdk.server.engines.llama import LlamaEngine, gguf_facts, smollm2_facts
+from lmstudio_sdk.server.engines.llama import (
+    HANDOFF_CAPACITY,
+    LlamaEngine,
+    gguf_facts,
+    smollm2_facts,
+)
 
 # --- a synthetic GGUF file (no model needed) ------------------------------------------------
 
@@ -288,7 +293,9 @@ async def test_stop_ends_within_one_token(smollm: LlamaEngine) -> None:
     done = stream.finished
     assert done is not None
     assert done.stop_reason == "userStopped"
-    assert done.predicted_tokens <= 3
+    # Decoding stops at the next token boundary; the decode thread may run at most
+    # HANDOFF_CAPACITY tokens ahead of the consumer that asked for the stop.
+    assert done.predicted_tokens <= 2 + 1 + HANDOFF_CAPACITY
 
 
 @pytest.mark.model
@@ -407,3 +414,65 @@ async def test_an_error_in_the_block_propagates_unwrapped(smollm: LlamaEngine) -
     with pytest.raises(KeyError, match="consumer failed"):  # not an ExceptionGroup
         await consume()
     assert finished(await run(smollm, GenerationRequest(prompt=prompt, max_tokens=1)))
+
+
+# --- the decode thread's hand-off to the event loop (no model needed) ------------------------
+
+
+async def test_handoff_is_bounded_and_never_blocks_on_the_loop() -> None:
+    import threading
+
+    from lmstudio_sdk.server.engines.llama import _ConsumerGone, _Control, _HandOff
+
+    control = _Control()
+    handoff = _HandOff(control, capacity=2)
+    pieces = [TokenPiece(f"t{i}") for i in range(6)]
+
+    # Below capacity a put returns at once, even from the loop thread itself.
+    handoff.put(pieces[0])
+    handoff.put(pieces[1])
+    # At capacity the producer waits for the consumer (back-pressure)...
+    returned = threading.Event()
+
+    def produce(piece: TokenPiece) -> None:
+        handoff.put(piece)
+        returned.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, produce, pieces[2])
+        assert not returned.is_set()
+        assert await handoff.receive() is pieces[0]  # ...until one is taken
+    assert returned.is_set()
+    assert [await handoff.receive() for _ in range(2)] == pieces[1:3]
+
+    # A consumer waiting on an empty buffer is woken by a put from the thread.
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(anyio.to_thread.run_sync, handoff.put, pieces[3])
+        with anyio.fail_after(10):
+            assert await handoff.receive() is pieces[3]
+
+    # A stop request releases a producer waiting on a full buffer (it goes over capacity).
+    handoff.put(pieces[0])
+    handoff.put(pieces[1])
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, handoff.put, pieces[4])
+            control.request_stop("userStopped")
+    handoff.end()
+    assert [await handoff.receive() for _ in range(3)] == [pieces[0], pieces[1], pieces[4]]
+    with pytest.raises(anyio.EndOfStream):
+        await handoff.receive()
+
+    # Once the consumer is gone, the producer's next put raises (the thread then returns).
+    gone = _HandOff(_Control(), capacity=1)
+    gone.put(pieces[0])
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+
+            async def blocked_put() -> None:
+                with pytest.raises(_ConsumerGone):
+                    await anyio.to_thread.run_sync(gone.put, pieces[5])
+
+            tg.start_soon(blocked_put)
+            await anyio.lowlevel.checkpoint()
+            gone.close()

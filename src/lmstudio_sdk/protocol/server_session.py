@@ -514,14 +514,25 @@ class ServerSession:
         self._finish_call(call_id)
         return frame
 
-    def send_packet(self, channel_id: int, packet: Any) -> str:
-        """Return the ``channelSend`` frame for a packet of the endpoint's ``to_client`` union."""
+    def send_packet(self, channel_id: int, packet: Any, *, check: bool = True) -> str:
+        """Return the ``channelSend`` frame for a packet of the endpoint's ``to_client`` union.
+
+        With ``check`` (the default) the packet is also structured back from its JSON, so a
+        value that the client would reject is a :class:`LocalProtocolError` here instead.
+        ``check=False`` skips that round trip: only for packets the caller builds itself
+        from the typed classes with values of the right types (a prediction's fragments,
+        the hot path), where it would only cost time.
+        """
         spec = self._open_channel(channel_id)
-        raw = encode_payload(packet, spec.to_client, what=f"packet of {endpoint_label(spec)}")
+        what = f"packet of {endpoint_label(spec)}"
+        if check:
+            raw = encode_payload(packet, spec.to_client, what=what)
+        else:
+            raw = codec.unstructure(packet, spec.to_client, what=what)
         # Built directly: this is the hot path of a streaming prediction, and ``raw`` is
         # already plain JSON (re-unstructuring it through ChannelSend would copy it).
         frame = {"type": "channelSend", "channelId": channel_id, "message": raw}
-        return dumps_frame(frame, what=f"packet of {endpoint_label(spec)}")
+        return dumps_frame(frame, what=what)
 
     def close_channel(self, channel_id: int) -> str:
         """Return the ``channelClose`` frame that ends the channel normally."""

@@ -29,6 +29,7 @@ from ._options import (
     scripted_model,
     scripted_models,
 )
+from ._stats import ServerStats, StatsSnapshot
 from .engines.scripted import DownloadStep, Faults, Script, ScriptedToolCall
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "ScriptedToolCall",
     "ServedModel",
     "ServerOptions",
+    "ServerStats",
+    "StatsSnapshot",
     "bundled_models",
     "default_models",
     "gguf_model",

@@ -29,6 +29,7 @@ from .._version import __version__
 from ._connection import Connection
 from ._options import ServedModel, ServerOptions, is_loopback
 from ._state import NAMESPACES, ServerState
+from ._stats import ServerStats
 from .engines.scripted import Faults, Script
 
 __all__ = ["RunningServer", "running_server", "serve"]
@@ -119,6 +120,11 @@ class RunningServer:
     def model_keys(self) -> list[str]:
         """Keys of the models on offer."""
         return [m.key for m in self.models]
+
+    @property
+    def stats(self) -> ServerStats:
+        """Open-channel statistics (``open_channels``, ``peak_open_channels``...; resettable)."""
+        return self._state.stats
 
     def loaded_identifiers(self) -> list[str]:
         """Identifiers of the instances loaded right now."""

@@ -15,6 +15,7 @@ from typing_extensions import Self
 
 from ._app import RunningServer, running_server
 from ._options import ServedModel, ServerOptions
+from ._stats import ServerStats
 from .engines.scripted import Faults, Script
 
 __all__ = ["BackgroundServer"]
@@ -150,6 +151,15 @@ class BackgroundServer:
     @property
     def model_keys(self) -> list[str]:
         return self._running().model_keys
+
+    @property
+    def stats(self) -> ServerStats:
+        """Open-channel statistics, live (see :class:`~lmstudio_sdk.server.ServerStats`).
+
+        Thread-safe: read ``open_channels``/``peak_open_channels``, take a
+        :meth:`~ServerStats.snapshot` or :meth:`~ServerStats.reset` from any thread.
+        """
+        return self._running().stats
 
     def _call(self, function: object, *args: object, **kwargs: object) -> object:
         loop = self._loop

@@ -72,7 +72,6 @@ logger = logging.getLogger("lmstudio_sdk.server")
 MALFORMED_FRAME = '{"type":"channelSend","channelId":'
 
 
-
 class ConnectionDropped(Exception):
     """The socket is gone (or was dropped on purpose); the handler just unwinds."""
 
@@ -107,9 +106,14 @@ class ChannelContext(CallContext):
         self.cancel_requested = anyio.Event()
         self.packets: list[Any] = []
 
-    async def send(self, packet: Any) -> None:
-        """Send one packet of the endpoint's ``to_client`` union."""
-        await self.connection.send_packet(self.channel_id, packet)
+    async def send(self, packet: Any, *, check: bool = True) -> None:
+        """Send one packet of the endpoint's ``to_client`` union.
+
+        ``check=False`` skips the round-trip validation of the packet's JSON (see
+        :meth:`ServerSession.send_packet`): only for hot-path packets built here from the
+        typed classes with values of the right types, such as prediction fragments.
+        """
+        await self.connection.send_packet(self.channel_id, packet, check=check)
 
     def deliver(self, packet: Any) -> None:
         self.packets.append(packet)
@@ -263,8 +267,15 @@ class Connection:
     async def _run_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
         handler = self.server.channel_handler(event.spec)
         channel_id = event.channel_id
+        stats = self.server.stats
+        endpoint = f"{event.spec.namespace}.{event.spec.name}"
+        # Counted while the handler runs: no longer counted once the client sees the end.
+        stats.channel_opened(endpoint)
         try:
-            await handler(context, event.creation_parameter)
+            try:
+                await handler(context, event.creation_parameter)
+            finally:
+                stats.channel_ended(endpoint)
         except Exception as exc:
             error = await self._failure(event.spec, exc)
             if error is not None:
@@ -297,9 +308,9 @@ class Connection:
 
     # ------------------------------------------------------------------ writing
 
-    async def send_packet(self, channel_id: int, packet: Any) -> None:
+    async def send_packet(self, channel_id: int, packet: Any, *, check: bool = True) -> None:
         """Send one channel packet (raises :class:`ConnectionDropped` if the socket is gone)."""
-        await self._write(lambda: self.session.send_packet(channel_id, packet))
+        await self._write(lambda: self.session.send_packet(channel_id, packet, check=check))
 
     async def _write(self, make_frame: Callable[[], str]) -> None:
         # The frame is built under the lock: session state and wire order stay in step.

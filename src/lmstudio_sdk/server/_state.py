@@ -11,6 +11,7 @@ from ._files import FileStore
 from ._handlers import TABLE
 from ._logs import LogBus
 from ._options import ServedModel, ServerOptions
+from ._stats import ServerStats
 
 __all__ = ["NAMESPACES", "ServerState"]
 
@@ -28,6 +29,7 @@ class ServerState:
         self.catalog = ModelCatalog(models, self.logs, llama_threads=options.llama_threads)
         self.files = FileStore(options.file_storage_dir, max_upload_bytes=options.max_upload_bytes)
         self.experiment_flags: set[str] = set()
+        self.stats = ServerStats()
         # Only endpoints with a handler are given to the sessions: a call to any other is
         # answered like an unknown endpoint (a warning, or an error in strict mode).
         self._endpoints = {

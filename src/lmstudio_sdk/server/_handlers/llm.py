@@ -161,16 +161,19 @@ async def _predict(
                     if not event.text and not event.tokens_count:
                         continue
                     output.append(event.text)
+                    # The hot path: built here from typed values, so the round-trip check
+                    # of every fragment (structuring its JSON back) is skipped.
                     await context.send(
                         PredictFragment(
                             LLMPredictionFragment(
-                                content=event.text,
+                                content=str(event.text),
                                 tokens_count=int(event.tokens_count),
                                 contains_drafted=False,
                                 reasoning_type=event.reasoning_type,
-                                is_structural=event.is_structural,
+                                is_structural=bool(event.is_structural),
                             )
-                        )
+                        ),
+                        check=False,
                     )
                 elif isinstance(event, PromptProgress):
                     if not started:

@@ -4,19 +4,22 @@ llama-cpp-python is imported lazily (on :meth:`LlamaEngine.load`), so this modul
 without it. Everything slow runs in a worker thread: loading, prompt processing, decoding,
 and tokenizing long texts. A generation's decode loop runs in one worker thread owned by the
 ``async with engine.generate(...)`` block: it checks a stop flag before every token and
-pushes events to the loop through an unbounded memory stream (a generation is bounded by the
-context anyway), so the thread never waits on a slow consumer and leaving the block stops it
-within one token.
+hands events to the loop through a bounded thread-safe buffer (:class:`_HandOff`). Handing
+an event over never waits on the event loop (the consumer is woken with a thread-safe
+callback only when it is waiting); the thread waits only when the consumer is
+``HANDOFF_CAPACITY`` events behind (back-pressure), and a stop request or leaving the block
+wakes it at once, so the generation stops within one token.
 """
 
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import ctypes
 import functools
 import json
-import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +27,7 @@ from typing import Any, NoReturn
 
 import anyio
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+import sniffio
 
 from lmstudio_sdk.server.engines._models import (
     GGUFError,
@@ -172,16 +175,116 @@ class _ConsumerGone(Exception):
     """The generation's block was left; the decode thread just returns."""
 
 
+HANDOFF_CAPACITY = 1
+"""Events the decode thread may be ahead of the consumer before it waits (back-pressure)."""
+
+
 class _Control:
     # Shared by the loop thread (writes `reason`) and the decode thread (reads it); a single
     # attribute read/write is atomic under the GIL.
     def __init__(self) -> None:
         self.reason: StopReason | None = None
         self.error: BaseException | None = None
+        self.on_stop: Callable[[], None] | None = None
 
     def request_stop(self, reason: StopReason) -> None:
         if self.reason is None:
             self.reason = reason
+            if self.on_stop is not None:
+                self.on_stop()
+
+
+def _thread_safe_scheduler() -> Callable[[Callable[[], object]], object]:
+    """A non-blocking "run this soon in the current event loop", callable from any thread."""
+    if sniffio.current_async_library() == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+        return token.run_sync_soon
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    return lambda callback: loop.call_soon_threadsafe(callback)
+
+
+class _HandOff:
+    """Events from the decode thread to the event loop: a bounded, thread-safe buffer.
+
+    :meth:`put` (decode thread) never waits on the event loop: it appends under a lock and,
+    only if the consumer is waiting, wakes it with a thread-safe callback. It waits only
+    while ``capacity`` events are unconsumed, until the consumer takes one, the generation
+    is asked to stop (then it goes over capacity: the last piece and ``Finished`` must get
+    through) or the consumer is gone (then it raises :class:`_ConsumerGone`).
+    """
+
+    def __init__(self, control: _Control, capacity: int = HANDOFF_CAPACITY) -> None:
+        self._control = control
+        self._capacity = capacity
+        self._schedule = _thread_safe_scheduler()
+        self._buffer: collections.deque[GenerationEvent] = collections.deque()
+        self._lock = threading.Lock()
+        self._space = threading.Condition(self._lock)
+        self._wakeup: anyio.Event | None = None  # set while the consumer waits
+        self._ended = False  # the producer is done (loop thread only)
+        self._closed = False  # the consumer is gone
+        control.on_stop = self._wake_producer
+
+    # -- decode thread
+
+    def put(self, event: GenerationEvent) -> None:
+        with self._lock:
+            while (
+                len(self._buffer) >= self._capacity
+                and not self._closed
+                and self._control.reason is None
+            ):
+                self._space.wait()
+            if self._closed:
+                raise _ConsumerGone
+            self._buffer.append(event)
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            try:
+                self._schedule(wakeup.set)
+            except RuntimeError:  # the event loop is closed: nobody will read
+                raise _ConsumerGone from None
+
+    # -- event loop thread
+
+    def end(self) -> None:
+        """The producer is done: once the buffer is drained, :meth:`receive` ends."""
+        with self._lock:
+            self._ended = True
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            wakeup.set()
+
+    def close(self) -> None:
+        """The consumer is gone: the producer's next :meth:`put` raises."""
+        with self._lock:
+            self._closed = True
+            self._buffer.clear()
+            self._space.notify_all()
+
+    def _wake_producer(self) -> None:
+        with self._lock:
+            self._space.notify_all()
+
+    async def receive(self) -> GenerationEvent:
+        """The next event; :class:`anyio.EndOfStream` after the last one."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise anyio.ClosedResourceError
+                if self._buffer:
+                    event = self._buffer.popleft()
+                    if len(self._buffer) == self._capacity - 1:
+                        self._space.notify()
+                    return event
+                if self._ended:
+                    raise anyio.EndOfStream
+                wakeup = self._wakeup = anyio.Event()
+            await wakeup.wait()
 
 
 class LlamaEngine(LLMEngine):
@@ -339,18 +442,24 @@ class LlamaEngine(LLMEngine):
                 if len(prompt_tokens) >= llm.n_ctx():
                     raise PromptTooLongError(len(prompt_tokens), llm.n_ctx())
                 control = _Control()
-                send, receive = anyio.create_memory_object_stream[GenerationEvent](math.inf)
+                handoff = _HandOff(control)
                 self._active.add(control)
                 try:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(
-                            self._run_decoder, llm, request, prompt_tokens, grammar, send, control
+                            self._run_decoder,
+                            llm,
+                            request,
+                            prompt_tokens,
+                            grammar,
+                            handoff,
+                            control,
                         )
                         try:
-                            yield _LlamaStream(receive, control)
+                            yield _LlamaStream(handoff, control)
                         finally:
                             control.request_stop("userStopped")
-                            receive.close()
+                            handoff.close()
                 except BaseException as exc:
                     _reraise_unwrapped(exc)
                 finally:
@@ -362,30 +471,27 @@ class LlamaEngine(LLMEngine):
         request: GenerationRequest,
         prompt_tokens: list[int],
         grammar: str | None,
-        send: MemoryObjectSendStream[GenerationEvent],
+        handoff: _HandOff,
         control: _Control,
     ) -> None:
-        def emit(event: GenerationEvent) -> None:
-            try:
-                anyio.from_thread.run_sync(send.send_nowait, event)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                raise _ConsumerGone from None
-
-        decode = functools.partial(_decode, llm, request, prompt_tokens, grammar, emit, control)
-        with send:
-            try:
-                # abandon_on_cancel=False: a cancelled block waits for the thread, which sees
-                # the stop flag (set on the way out) before its next token.
-                await anyio.to_thread.run_sync(decode, abandon_on_cancel=False)
-            except _ConsumerGone:
-                pass
-            except Exception as exc:
-                control.error = exc
+        decode = functools.partial(
+            _decode, llm, request, prompt_tokens, grammar, handoff.put, control
+        )
+        try:
+            # abandon_on_cancel=False: a cancelled block waits for the thread, which sees
+            # the stop flag (set on the way out) before its next token.
+            await anyio.to_thread.run_sync(decode, abandon_on_cancel=False)
+        except _ConsumerGone:
+            pass
+        except Exception as exc:
+            control.error = exc
+        finally:
+            handoff.end()
 
 
 class _LlamaStream(GenerationStream):
-    def __init__(self, receive: MemoryObjectReceiveStream[GenerationEvent], control: _Control):
-        self._receive = receive
+    def __init__(self, handoff: _HandOff, control: _Control):
+        self._handoff = handoff
         self._control = control
         self._finished: Finished | None = None
 
@@ -399,7 +505,7 @@ class _LlamaStream(GenerationStream):
 
     async def __anext__(self) -> GenerationEvent:
         try:
-            event = await self._receive.receive()
+            event = await self._handoff.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             error, self._control.error = self._control.error, None
             if error is not None:
