@@ -123,7 +123,6 @@ from .wire import (
     WritableSignalError,
     WritableSignalUpdate,
     decode_payload,
-    decode_server_message,
     encode,
     encode_payload,
     parse_json,
@@ -184,6 +183,9 @@ class _Channel:
     spec: ChannelSpec
     cancelled: bool = False  # our cancel packet was sent
     abandoned: bool = False  # nobody listens any more; drop its messages until it ends
+    # The converter's hook for ``spec.to_client``, fetched on the first packet (the hot
+    # path: asking the converter per packet re-dispatches on the union type each time).
+    structure: Callable[[Any, Any], Any] | None = None
 
 
 _Handler = Callable[[Any], list[ClientEvent]]
@@ -413,7 +415,16 @@ class ClientSession:
         :class:`~lmstudio_sdk.errors.RemoteProtocolError`; the session state is unchanged.
         """
         if self._state is SessionState.OPEN:
-            message = decode_server_message(text)
+            raw = parse_json(text)
+            # Fast path for the hottest frame, a plain ``channelSend``: no envelope object.
+            if (
+                type(raw) is dict
+                and raw.get("type") == "channelSend"
+                and type(raw.get("channelId")) is int
+                and "ackId" not in raw
+            ):
+                return self._on_channel_packet(raw["channelId"], raw.get("message", UNSET))
+            message: ServerToClient = codec.structure(raw, ServerToClient, what="frame")
             return self._handlers[type(message)](message)
         if self._state is SessionState.AWAITING_AUTH:
             return self._receive_auth_result(text)
@@ -465,17 +476,37 @@ class ClientSession:
         channel = self._channels.get(message.channel_id)
         if channel is None:
             return self._stray_channel_message(message)
+        return self._decode_channel_packet(channel, message.channel_id, message.message)
+
+    def _on_channel_packet(self, channel_id: int, payload: Any) -> list[ClientEvent]:
+        """A ``channelSend`` without ``ackId`` whose envelope was checked by hand."""
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            return self._stray_channel_message(ChannelSend(channel_id, payload))
+        return self._decode_channel_packet(channel, channel_id, payload)
+
+    def _decode_channel_packet(
+        self, channel: _Channel, channel_id: int, payload: Any
+    ) -> list[ClientEvent]:
         if channel.abandoned:
             return []
         spec = channel.spec
+        if payload is not UNSET:
+            try:
+                hook = channel.structure
+                if hook is None:
+                    hook = channel.structure = codec.converter.get_structure_hook(spec.to_client)
+                return [ChannelPacketReceived(channel_id, hook(payload, spec.to_client))]
+            except Exception:  # decoded again below, for the error's wording
+                pass
         try:
             packet = decode_payload(
-                message.message, spec.to_client, what=f"packet of {endpoint_label(spec)}"
+                payload, spec.to_client, what=f"packet of {endpoint_label(spec)}"
             )
         except RemoteProtocolError as exc:
             channel.abandoned = True
-            return [PayloadInvalid(exc, channel_id=message.channel_id)]
-        return [ChannelPacketReceived(message.channel_id, packet)]
+            return [PayloadInvalid(exc, channel_id=channel_id)]
+        return [ChannelPacketReceived(channel_id, packet)]
 
     def _on_channel_close(self, message: ChannelClose) -> list[ClientEvent]:
         channel = self._channels.pop(message.channel_id, None)

@@ -1,7 +1,7 @@
 """The bridge between blocking code and the async core: one event loop thread per client.
 
 A sync :class:`~lmstudio_sdk.Client` owns one :class:`Portal`: an anyio blocking portal
-running Trio in a daemon thread (so the sync facade always uses the trio-websocket
+running asyncio in a daemon thread (so the sync facade always uses the ``websockets``
 transport). Everything the sync API does goes through it, and it handles the pitfalls of
 calling async code from threads (STYLE-STUDY 5.2):
 
@@ -214,7 +214,7 @@ class Relay:
 
 
 class Portal:
-    """One Trio event loop in a daemon thread, and safe blocking calls into it.
+    """One asyncio event loop in a daemon thread, and safe blocking calls into it.
 
     Create it in the thread that will use it; :meth:`close` stops the loop and joins the
     thread (idempotent).
@@ -224,7 +224,7 @@ class Portal:
         check_not_in_event_loop()
         self._stack = contextlib.ExitStack()
         self._portal: BlockingPortal = self._stack.enter_context(
-            start_blocking_portal("trio", name=name)
+            start_blocking_portal("asyncio", name=name)
         )
         self._thread_id: int | None = None
         self._portal.call(self._remember_thread)
