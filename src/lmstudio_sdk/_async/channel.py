@@ -364,8 +364,8 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
                 LMStudioChannelOverflowError(
                     f"{self.endpoint}: the consumer fell {self._bound} packets behind and the "
                     f"next packet ({_packet_type(packet)}) could not be merged; the channel "
-                    "was cancelled. Packets received so far are in channel.final_packets; "
-                    "read the stream faster or raise the buffer size"
+                    "was cancelled on the server. Read the stream faster, or give the client "
+                    "a larger buffer: AsyncClient(channel_buffer_size=...)"
                 ),
                 cancel=True,
             )
