@@ -274,6 +274,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
 
     @property
     def channel_id(self) -> int:
+        """The channel's id on its socket (chosen by the client)."""
         return self._id
 
     @property

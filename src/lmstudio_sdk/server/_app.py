@@ -109,6 +109,7 @@ class RunningServer:
 
     @property
     def options(self) -> ServerOptions:
+        """The options the server was started with."""
         return self._state.options
 
     @property

@@ -127,6 +127,7 @@ class BackgroundServer:
 
     @property
     def host(self) -> str:
+        """The address the server listens on."""
         return self._running().host
 
     @property
@@ -146,10 +147,12 @@ class BackgroundServer:
 
     @property
     def models(self) -> tuple[ServedModel, ...]:
+        """The models the server offers (downloaded, not necessarily loaded)."""
         return self._running().models
 
     @property
     def model_keys(self) -> list[str]:
+        """The keys of :attr:`models`, as clients load them."""
         return self._running().model_keys
 
     @property
