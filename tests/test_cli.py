@@ -111,15 +111,36 @@ def test_load_refuses_bad_values(
     status, _, err = run(capsys, "--host", server.url, "load", "no-such-model")
     assert status == 1
     assert "no-such-model" in err
+    # The suggestion names what a user can run, not the protocol's endpoint.
+    assert "`lmsdk ls` or client.system.list_downloaded_models()" in err
     assert "Traceback" not in err
 
 
 def test_complete_prints_the_completion(
     server: BackgroundServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status, out, _ = run(capsys, "--host", server.url, "complete", KEY, "Once upon a time")
+    status, out, err = run(capsys, "--host", server.url, "complete", KEY, "Once upon a time")
     assert status == 0
     assert out == TEXT.text + "\n"
+    assert "thinking" not in err  # no spinner when stderr is not a terminal
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_chat_says_thinking_until_the_first_token_on_a_terminal(
+    server: BackgroundServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hello\n"))
+    status, out, _ = run(capsys, "--host", server.url, "chat", KEY)
+    assert status == 0
+    assert TEXT.text in out
+    assert "thinking..." in terminal.getvalue()
 
 
 def test_embed_prints_summaries_or_vectors(
@@ -187,6 +208,7 @@ def test_connection_errors_name_the_host_without_a_traceback(
     assert out == ""
     assert err.startswith("lmsdk: error: ")
     assert "ws://127.0.0.1:1/system" in err
+    assert "Is LM Studio running? Start it (or `lmsdk serve`)" in err  # as with discovery
     assert "Traceback" not in err
 
 
@@ -223,6 +245,23 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["unload"])  # IDENTIFIER or --all is required
     assert caught.value.code == 2
+
+
+def test_a_mistyped_option_shows_the_command_usage_and_the_closest_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["complete", "some-model", "Hi", "--max_tokens", "5"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lmsdk complete ")
+    assert "lmsdk complete: error: unrecognized arguments: --max_tokens 5" in err
+    assert "--max_tokens: did you mean --max-tokens?" in err
+    with pytest.raises(SystemExit):
+        main(["ls", "--jsn"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: lmsdk ls ")
+    assert "--jsn: did you mean --json?" in err
 
 
 def test_embedded_server_is_started_and_announced(capsys: pytest.CaptureFixture[str]) -> None:

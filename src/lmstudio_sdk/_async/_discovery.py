@@ -30,6 +30,7 @@ import attrs
 from ..errors import LMStudioConnectionError, LocalProtocolError
 from ..protocol.session import parse_api_token
 from ._http import GreetingFailed, fetch_greeting
+from .transport import NOT_RUNNING_HINT
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -137,7 +138,7 @@ async def discover(
     attempts = [(f"{host}:{port}", failures.get(port, "no answer")) for port in ports]
     raise LMStudioConnectionError(
         "LM Studio was not found: no server answered the greeting on the well-known ports. "
-        f"Start LM Studio (or `lmsdk serve`), or pass host= / set {HOST_ENV_VAR}",
+        f"{NOT_RUNNING_HINT}, or pass host= / set {HOST_ENV_VAR}",
         attempts=attempts,
     )
 

@@ -144,9 +144,16 @@ def check_url(url: str) -> str:
     return url
 
 
+NOT_RUNNING_HINT: Final = "Is LM Studio running? Start it (or `lmsdk serve`)"
+"""What to check when no server answers, for discovery and an explicit host alike."""
+
+
 def connect_failed(url: str, reason: str) -> LMStudioConnectionError:
     """The error for a failed connection attempt to ``url``; ``attempts`` holds the reason."""
-    return LMStudioConnectionError("could not open a websocket", attempts=[(url, reason)])
+    return LMStudioConnectionError(
+        f"could not open a websocket. {NOT_RUNNING_HINT}, or check the address given",
+        attempts=[(url, reason)],
+    )
 
 
 def describe_os_error(exc: BaseException) -> str:

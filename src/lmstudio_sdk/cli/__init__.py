@@ -9,6 +9,7 @@ returning the exit status). To add a command, write the module and list it in
 from __future__ import annotations
 
 import argparse
+import difflib
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -39,10 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lmsdk`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unrecognized(parser, args, unknown)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
     status = func(args)
     return int(status or 0)
+
+
+def _unrecognized(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: Sequence[str]
+) -> None:
+    """Exit 2 with the usage of the command the arguments were meant for (not the top-level
+    one argparse would show) and, for a mistyped option, the closest real one."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and args.command in action.choices:
+            parser = action.choices[args.command]
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    known = [option for action in parser._actions for option in action.option_strings]
+    for word in unknown:
+        name = word.split("=", 1)[0]
+        if name.startswith("-"):
+            # "--max_tokens" is one character away from "--max-tokens": compare as dashes.
+            close = difflib.get_close_matches(name.replace("_", "-"), known, n=1)
+            if close:
+                message += f"\n  {name}: did you mean {close[0]}?"
+    parser.error(message)

@@ -39,6 +39,7 @@ __all__ = [
     "print_table",
     "progress_bar",
     "session",
+    "waiting",
 ]
 
 EXIT_ERROR = 1
@@ -153,8 +154,8 @@ def command(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse
             error(str(exc))
             if not getattr(args, "embedded", False):
                 print(
-                    "Is LM Studio running? Give its address with --host, start a local "
-                    "server with `lmsdk serve`, or add --embedded.",
+                    "Give its address with --host, start a local server with `lmsdk serve`, "
+                    "or add --embedded.",
                     file=sys.stderr,
                 )
             return EXIT_ERROR
@@ -240,6 +241,40 @@ def progress_bar(description: str) -> Iterator[Callable[[float], None]]:
     ) as progress:
         task = progress.add_task(description, total=1.0)
         yield lambda fraction: progress.update(task, completed=fraction)
+
+
+@contextmanager
+def waiting(message: str) -> Iterator[Callable[[], None]]:
+    """A spinner with ``message`` on stderr (rich, on a terminal) until ``done()`` is called
+    or the block ends; yields ``done``. Off a terminal it prints nothing."""
+    err = sys.stderr
+    if not err.isatty():
+        yield lambda: None
+        return
+    console = _rich_console(err)
+    if console is None:  # without rich: the message, erased when done
+        shown = True
+
+        def erase() -> None:
+            nonlocal shown
+            if shown:
+                shown = False
+                err.write("\r" + " " * len(message) + "\r")
+                err.flush()
+
+        err.write(message)
+        err.flush()
+        try:
+            yield erase
+        finally:
+            erase()
+        return
+    status = console.status(message, spinner="dots")
+    status.start()
+    try:
+        yield status.stop  # (stopping twice is harmless)
+    finally:
+        status.stop()
 
 
 def get_model(namespace: Any, key: str | None) -> Any:

@@ -11,7 +11,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._common import command, connection_parent, get_model, session
+from ._common import command, connection_parent, get_model, session, waiting
 
 if TYPE_CHECKING:
     from ..chat import Chat
@@ -71,16 +71,19 @@ def stream_answer(
     parts: list[str] = []
     stream = None
     try:
-        stream = (
-            model.complete_stream(history, **options)  # type: ignore[arg-type]
-            if complete
-            else model.respond_stream(history, **options)
-        )
-        with stream:
-            for fragment in stream.fragments():
-                parts.append(fragment.content)
-                out.write(fragment.content)
-                out.flush()
+        # "thinking..." until the first token: prompt processing can take seconds.
+        with waiting("thinking...") as first_token:
+            stream = (
+                model.complete_stream(history, **options)  # type: ignore[arg-type]
+                if complete
+                else model.respond_stream(history, **options)
+            )
+            with stream:
+                for fragment in stream.fragments():
+                    first_token()
+                    parts.append(fragment.content)
+                    out.write(fragment.content)
+                    out.flush()
     except KeyboardInterrupt:
         stopped = True
     else:

@@ -56,7 +56,10 @@ def path_not_found(path: str, available: Sequence[str]) -> LMStudioServerError:
     return LMStudioModelNotFoundError(
         f"No downloaded model matches {path!r}.",
         cause=f"This server offers: {', '.join(available[:SAMPLE_SIZE]) or 'no models'}.",
-        suggestion="Use one of the model keys listed by listDownloadedModels.",
+        suggestion=(
+            "Use one of the model keys that `lmsdk ls` or client.system.list_downloaded_models() "
+            "lists."
+        ),
         code="generic.pathNotFound",
         display_data={
             "code": "generic.pathNotFound",
