@@ -57,12 +57,12 @@ def js_client_command() -> list[str]:
         pytest.skip(f"node {version or '(unknown version)'} is too old: need >= {MIN_NODE_MAJOR}")
     pinned = _pinned_js_sdk_version()
     if not JS_SDK_PACKAGE_JSON.is_file():
-        pytest.skip(f"@lmstudio/sdk {pinned} is not installed: run `npm ci --prefix tests/interop`")
+        pytest.skip(f"@lmstudio/sdk {pinned} is not installed: run `python tools/npm_ci.py` (npm ci inside tests/interop)")
     installed = json.loads(JS_SDK_PACKAGE_JSON.read_text(encoding="utf-8"))["version"]
     if installed != pinned:
         pytest.skip(
             f"@lmstudio/sdk {installed} is installed but package.json pins {pinned}: "
-            "run `npm ci --prefix tests/interop`"
+            "run `python tools/npm_ci.py` (npm ci inside tests/interop)"
         )
     return [node, str(JS_SCRIPT)]
 
