@@ -21,9 +21,10 @@ def default_threads() -> int:
     """llama.cpp threads for ``lmsdk serve``: half the CPUs (1 on a 2-core machine).
 
     llama.cpp's threads spin at a barrier after every step, so when another process takes
-    a core they stall: on a busy 2-core machine the benchmarks measured ~60 tokens/s with
-    one thread and ~7 with two (on two idle cores, two threads give ~100 and one ~70).
-    One thread also leaves a core to the server and its clients.
+    a core they stall: SmolLM2 on a 2-core machine at load average 10 ran at 19-21
+    tokens/s with one thread and 1.7-2.6 with two (on two idle cores two threads give
+    ~100 and one ~70, benchmarks/RESULTS.md). One thread also leaves a core to the server
+    and its clients.
     """
     return max(1, (os.cpu_count() or 2) // 2)
 
