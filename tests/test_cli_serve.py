@@ -85,7 +85,7 @@ async def test_a_server_with_no_usable_llm_says_so_on_its_first_line(tmp_path: P
 
 def test_threads_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--scripted", "--threads", "0"]) == 2
-    assert "llama_threads must be > 0" in capsys.readouterr().err
+    assert "--threads must be 1 or more, got 0" in capsys.readouterr().err
 
 
 def test_the_default_thread_count_leaves_a_core_free_on_two_cores(

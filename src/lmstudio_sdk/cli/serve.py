@@ -113,6 +113,8 @@ def build_options(args: argparse.Namespace) -> Any:
     from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
     from ..server.engines import missing_bundled_models
 
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be 1 or more, got {args.threads}")
     models = list(scripted_models() if args.scripted else bundled_models())
     for spec in args.model:
         key, path = _parse_model(spec)
