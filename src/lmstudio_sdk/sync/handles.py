@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
-from .._async.connection import DEFAULT, _Default
+from .._sentinel import DEFAULT, DefaultType
 from .streams import PredictionCallbacks, PredictionStream
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .._async.handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
     from .._async.tools import ActResult, ToolLike
     from ..chat import ChatHistoryInput
-    from ..config import LoadModelConfig, PredictionConfig
+    from ..config import LoadModelConfig, PredictionConfig, PredictionOptions
     from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
     from ._portal import Portal
     from .client import Client
@@ -58,32 +60,32 @@ class ModelHandle:
         """The instance info as of when this handle was made (see :meth:`get_info`)."""
         return self._async.info
 
-    def get_info(self, *, timeout: float | _Default | None = DEFAULT) -> ModelInstanceInfo:
+    def get_info(self, *, timeout: float | DefaultType | None = DEFAULT) -> ModelInstanceInfo:
         """Ask the server for this instance's current info.
 
         :raises LMStudioModelNotFoundError: the instance is no longer loaded.
         """
         return self._portal().run(self._async.get_info, timeout=timeout)
 
-    def unload(self, *, timeout: float | _Default | None = DEFAULT) -> None:
+    def unload(self, *, timeout: float | DefaultType | None = DEFAULT) -> None:
         """Unload this instance from the server."""
         self._portal().run(self._async.unload, timeout=timeout)
 
     def tokenize(
-        self, text: str | list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: str | list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[int] | list[list[int]]:
         """The token ids of ``text``; for a list of strings, one list of ids per string."""
         return self._portal().run(self._async.tokenize, text, timeout=timeout)
 
-    def count_tokens(self, text: str, *, timeout: float | _Default | None = DEFAULT) -> int:
+    def count_tokens(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """How many tokens ``text`` is for this model."""
         return self._portal().run(self._async.count_tokens, text, timeout=timeout)
 
-    def get_load_config(self, *, timeout: float | _Default | None = DEFAULT) -> LoadModelConfig:
+    def get_load_config(self, *, timeout: float | DefaultType | None = DEFAULT) -> LoadModelConfig:
         """The config the instance was loaded with (what the server reports)."""
         return self._portal().run(self._async.get_load_config, timeout=timeout)
 
-    def get_context_length(self, *, timeout: float | _Default | None = DEFAULT) -> int:
+    def get_context_length(self, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """The context length of the loaded instance, in tokens."""
         return self._portal().run(self._async.get_context_length, timeout=timeout)
 
@@ -111,8 +113,8 @@ class LLM(ModelHandle):
         on_first_token: Callable[[], object] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], object] | None = None,
         on_prompt_processing_progress: Callable[[float], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> PredictionStream:
         """Predict the next assistant message of ``history``, as a stream of events.
 
@@ -147,8 +149,8 @@ class LLM(ModelHandle):
         on_first_token: Callable[[], object] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], object] | None = None,
         on_prompt_processing_progress: Callable[[float], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
 
@@ -187,8 +189,8 @@ class LLM(ModelHandle):
         on_first_token: Callable[[], object] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], object] | None = None,
         on_prompt_processing_progress: Callable[[float], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> PredictionStream:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
 
@@ -223,8 +225,8 @@ class LLM(ModelHandle):
         on_first_token: Callable[[], object] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], object] | None = None,
         on_prompt_processing_progress: Callable[[float], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`respond`)."""
         with self.complete_stream(
@@ -257,8 +259,8 @@ class LLM(ModelHandle):
         on_prediction_completed: Callable[[PredictionResult], object] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], object] | None = None,
         handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> ActResult:
         """Let the model call ``tools`` in rounds until it answers without a tool call.
 
@@ -294,7 +296,7 @@ class LLM(ModelHandle):
         tools: Sequence[ToolLike] | None = None,
         omit_bos_token: bool = False,
         omit_eos_token: bool = False,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> str:
         """``history`` formatted with the model's prompt template (the text the model sees)."""
         return self._portal().run(
@@ -314,13 +316,13 @@ class EmbeddingModel(ModelHandle):
     _async: AsyncEmbeddingModel
 
     @overload
-    def embed(self, text: str, *, timeout: float | _Default | None = DEFAULT) -> list[float]: ...
+    def embed(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> list[float]: ...
     @overload
     def embed(
-        self, text: list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[list[float]]: ...
     def embed(
-        self, text: str | list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: str | list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[float] | list[list[float]]:
         """The embedding vector of ``text``; for a list of strings, one vector per string."""
         result: list[float] | list[list[float]] = self._portal().run(

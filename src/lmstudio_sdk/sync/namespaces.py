@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._async import namespaces as aio
-from .._async.connection import DEFAULT, _Default
+from .._sentinel import DEFAULT, DefaultType
 from .handles import LLM, EmbeddingModel, ModelHandle
 from .streams import LoadStream, LogStream
 
@@ -59,16 +59,16 @@ class _Namespace(Generic[A]):
 class SystemNamespace(_Namespace[aio.SystemNamespace]):
     """``client.system``: the server's version, downloaded models, notifications."""
 
-    def version(self, *, timeout: float | _Default | None = DEFAULT) -> system.VersionResult:
+    def version(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.VersionResult:
         """The LM Studio version (``.version`` is ``"major.minor.patch"``, ``.build``)."""
         return self._portal().run(self._async.version, timeout=timeout)
 
-    def info(self, *, timeout: float | _Default | None = DEFAULT) -> system.SystemInfo:
+    def info(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.SystemInfo:
         """The server process: ``pid``, ``is_daemon`` and ``version``."""
         return self._portal().run(self._async.info, timeout=timeout)
 
     def list_downloaded_models(
-        self, domain: str | None = None, *, timeout: float | _Default | None = DEFAULT
+        self, domain: str | None = None, *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[ModelInfo]:
         """Models on disk; ``domain="llm"`` or ``"embedding"`` keeps only that kind."""
         return self._portal().run(self._async.list_downloaded_models, domain, timeout=timeout)
@@ -79,7 +79,7 @@ class SystemNamespace(_Namespace[aio.SystemNamespace]):
         description: str | None = None,
         *,
         no_auto_dismiss: bool = False,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> None:
         """Show a notification in the LM Studio app."""
         self._portal().run(
@@ -101,13 +101,13 @@ class _ModelNamespace(_Namespace[aio._ModelNamespace[Any]], Generic[H]):
         wrapped: H = self._handle_class(self._client, handle)  # type: ignore[assignment]
         return wrapped
 
-    def list_loaded(self, *, timeout: float | _Default | None = DEFAULT) -> list[H]:
+    def list_loaded(self, *, timeout: float | DefaultType | None = DEFAULT) -> list[H]:
         """The loaded instances of this kind, as handles (``handle.info`` has the details)."""
         handles = self._portal().run(self._async.list_loaded, timeout=timeout)
         return [self._wrap(handle) for handle in handles]
 
     def get_model_info(
-        self, identifier: str | None = None, *, timeout: float | _Default | None = DEFAULT
+        self, identifier: str | None = None, *, timeout: float | DefaultType | None = DEFAULT
     ) -> ModelInstanceInfo:
         """Info on the loaded instance ``identifier`` (or on any loaded one, if ``None``).
 
@@ -122,7 +122,7 @@ class _ModelNamespace(_Namespace[aio._ModelNamespace[Any]], Generic[H]):
         identifier: str | None = None,
         ttl: float | None = None,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> LoadStream[H]:
         """Load a new instance of model ``key``, as a stream of progress.
 
@@ -146,7 +146,7 @@ class _ModelNamespace(_Namespace[aio._ModelNamespace[Any]], Generic[H]):
         ttl: float | None = None,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: Callable[[float], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -169,7 +169,7 @@ class _ModelNamespace(_Namespace[aio._ModelNamespace[Any]], Generic[H]):
         )
         return self._wrap(handle)
 
-    def unload(self, identifier: str, *, timeout: float | _Default | None = DEFAULT) -> None:
+    def unload(self, identifier: str, *, timeout: float | DefaultType | None = DEFAULT) -> None:
         """Unload the instance ``identifier``."""
         self._portal().run(self._async.unload, identifier, timeout=timeout)
 
@@ -180,7 +180,7 @@ class _ModelNamespace(_Namespace[aio._ModelNamespace[Any]], Generic[H]):
         ttl: float | None = None,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: Callable[[float], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet.
 
@@ -219,7 +219,7 @@ class FilesNamespace(_Namespace[aio.FilesNamespace]):
     """``client.files``: files to attach to chat messages."""
 
     def upload(
-        self, name: str, data: bytes, *, timeout: float | _Default | None = DEFAULT
+        self, name: str, data: bytes, *, timeout: float | DefaultType | None = DEFAULT
     ) -> FileHandle:
         """Upload ``data`` as a file called ``name``; returns the handle to put in a chat."""
         return self._portal().run(self._async.upload, name, data, timeout=timeout)
@@ -229,7 +229,7 @@ class FilesNamespace(_Namespace[aio.FilesNamespace]):
         source: str | os.PathLike[str] | bytes,
         name: str | None = None,
         *,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> FileHandle:
         """Upload an image (a file path or its bytes) to attach to a chat message:
         ``chat.add_user_message("What is this?", images=[handle])``.
@@ -251,7 +251,7 @@ class RepositoryNamespace(_Namespace[aio.RepositoryNamespace]):
         *,
         limit: int | None = None,
         compatibility_types: Sequence[str] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelSearchResultEntry]:
         """Search for models to download (``limit``: 1 to 25 results)."""
         return self._portal().run(
@@ -266,7 +266,7 @@ class RepositoryNamespace(_Namespace[aio.RepositoryNamespace]):
         self,
         model: repository.ModelSearchResultEntry | Any,
         *,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelDownloadOption]:
         """The files a search result can be downloaded as (one per quantization...)."""
         return self._portal().run(self._async.get_download_options, model, timeout=timeout)
@@ -276,7 +276,7 @@ class RepositoryNamespace(_Namespace[aio.RepositoryNamespace]):
         option: repository.ModelDownloadOption | str,
         *,
         on_progress: Callable[[repository.DownloadProgressUpdate], object] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> str:
         """Download a model; return the model key to load it with.
 

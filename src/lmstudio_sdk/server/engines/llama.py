@@ -29,12 +29,14 @@ import anyio
 import anyio.to_thread
 import sniffio
 
+from lmstudio_sdk.server.engines._assembly import StreamAssembler
 from lmstudio_sdk.server.engines._models import (
     GGUFError,
     gguf_quantization,
     read_gguf_metadata,
     smollm2_gguf_path,
 )
+from lmstudio_sdk.server.engines._templates import render_chat_template
 from lmstudio_sdk.server.engines.base import (
     EngineError,
     EngineUnavailableError,
@@ -51,9 +53,7 @@ from lmstudio_sdk.server.engines.base import (
     PromptTooLongError,
     Quantization,
     StopReason,
-    StreamAssembler,
     TemplateMessage,
-    render_chat_template,
 )
 
 __all__ = [

@@ -28,6 +28,8 @@ import anyio
 import anyio.lowlevel
 import attrs
 
+from lmstudio_sdk.server.engines._assembly import StreamAssembler
+from lmstudio_sdk.server.engines._templates import check_messages, render_chat_template
 from lmstudio_sdk.server.engines.base import (
     EmbeddingEngine,
     EngineError,
@@ -36,6 +38,7 @@ from lmstudio_sdk.server.engines.base import (
     GenerationEvent,
     GenerationRequest,
     GenerationStream,
+    InjectedWireFault,
     InvalidRequestError,
     LLMEngine,
     ModelFacts,
@@ -46,7 +49,6 @@ from lmstudio_sdk.server.engines.base import (
     Quantization,
     ReasoningParsing,
     StopReason,
-    StreamAssembler,
     TemplateMessage,
     TokenPiece,
     ToolCallArgumentFragment,
@@ -54,8 +56,6 @@ from lmstudio_sdk.server.engines.base import (
     ToolCallFailed,
     ToolCallName,
     ToolCallStart,
-    check_messages,
-    render_chat_template,
 )
 
 __all__ = [
@@ -218,15 +218,6 @@ class Faults:
 
 class InjectedFaultError(EngineError):
     """The error :class:`Faults` asked for; the server reports it as an error reply."""
-
-
-class InjectedWireFault(EngineError):
-    """An operation other than a generation asks the server to break the wire instead of
-    answering (``kind`` as in :class:`FaultEvent`)."""
-
-    def __init__(self, kind: Literal["dropSocket", "malformedFrame"]) -> None:
-        self.kind = kind
-        super().__init__(f"Injected fault: {kind}.")
 
 
 async def _apply_faults(faults: Faults, operation: Operation) -> None:
