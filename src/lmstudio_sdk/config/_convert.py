@@ -9,7 +9,6 @@ from typing import Any
 import attrs
 from typing_extensions import Unpack
 
-from ..errors import LMStudioProtocolError
 from ..protocol.kv import KVConfig, KVConfigField, KVConfigLayer, KVConfigStack
 from ..protocol.naming import to_camel
 from ._checks import _raw_dict
@@ -231,12 +230,9 @@ def _decode(
             raw[key] = value
             continue
         try:
-            decoded = table[name].decode(value)
-            table[name].check(name, decoded)
-        except (ValueError, TypeError, AttributeError, LMStudioProtocolError):
+            typed[name] = table[name].read(name, value)
+        except ValueError:
             raw[key] = value
-        else:
-            typed[name] = decoded
     return typed, raw
 
 

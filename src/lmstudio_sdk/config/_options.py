@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .._structured import response_format
+from ..errors import LMStudioProtocolError
 from ..protocol.kv import Checkbox
 from ._checks import (
     Check,
@@ -48,6 +49,19 @@ class ConfigOption:
     decode: Callable[[Any], Any] = lambda value: value
     checkbox: bool = False
     """Sent as ``{"checked", "value"}``; ``False`` switches it off."""
+
+    def read(self, name: str, wire_value: Any) -> Any:
+        """The SDK value of a wire value (``False`` for an unchecked box).
+
+        Raises ``ValueError`` saying what is wrong with it (a client reading a config
+        back keeps such a value raw; the server refuses the request).
+        """
+        try:
+            value = self.decode(wire_value)
+        except (TypeError, AttributeError, KeyError, LMStudioProtocolError) as exc:
+            raise ValueError(f"{name} cannot be read from {wire_value!r}: {exc}") from None
+        self.check(name, value)
+        return value
 
 
 def _plain(key: str | Mapping[str, str], check: Check) -> ConfigOption:
