@@ -38,28 +38,26 @@ Check = Callable[[str, Any], object]
 """Raises ValueError for a bad value; what it returns is ignored."""
 
 
-def _number(low: float | None = None, high: float | None = None) -> Check:
+def _in_range(
+    kind: str, is_kind: Callable[[Any], bool], low: float | None, high: float | None
+) -> Check:
     def check(name: str, value: Any) -> None:
         if (
-            not _is_number(value)
+            not is_kind(value)
             or (low is not None and value < low)
             or (high is not None and value > high)
         ):
-            raise ValueError(f"{name} must be a number{_range_text(low, high)}, got {value!r}")
+            raise ValueError(f"{name} must be {kind}{_range_text(low, high)}, got {value!r}")
 
     return check
+
+
+def _number(low: float | None = None, high: float | None = None) -> Check:
+    return _in_range("a number", _is_number, low, high)
 
 
 def _integer(low: int | None = None, high: int | None = None) -> Check:
-    def check(name: str, value: Any) -> None:
-        if (
-            not _is_int(value)
-            or (low is not None and value < low)
-            or (high is not None and value > high)
-        ):
-            raise ValueError(f"{name} must be an integer{_range_text(low, high)}, got {value!r}")
-
-    return check
+    return _in_range("an integer", _is_int, low, high)
 
 
 def _boolean(name: str, value: Any) -> None:
