@@ -36,7 +36,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "src" / "lmstudio_sdk"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src" / "lmstudio_sdk"
+RUFF_CONFIG = ROOT / "pyproject.toml"
 
 # --- token rules (annotations and docstrings) -------------------------------------------
 
@@ -503,7 +505,11 @@ def _ruff(text: str, filename: str) -> str:
         ["format", "--quiet", "--stdin-filename", filename, "-"],
     ):
         run = subprocess.run(
-            [*command, *args], input=text, capture_output=True, text=True, check=False
+            [*command, *args, "--config", str(RUFF_CONFIG)],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if run.returncode != 0:
             raise SystemExit(f"gen_sync: ruff {args[0]} failed on {filename}:\n{run.stderr}")
