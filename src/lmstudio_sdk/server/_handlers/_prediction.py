@@ -48,17 +48,22 @@ __all__ = [
     "render_manual_template",
 ]
 
-P = "llm.prediction."
 
+def _key(name: str) -> str:
+    """The KV key of prediction option ``name`` (declared once, in the SDK's config)."""
+    return PREDICTION_OPTIONS[name].keys["llm"]
+
+
+# The server's base layer: what LM Studio's own defaults are for the keys it honours.
 _DEFAULTS: dict[str, Any] = {
-    f"{P}temperature": 0.8,
-    f"{P}maxPredictedTokens": {"checked": False, "value": 1000},
-    f"{P}topKSampling": 40,
-    f"{P}topPSampling": {"checked": True, "value": 0.95},
-    f"{P}minPSampling": {"checked": True, "value": 0.05},
-    f"{P}repeatPenalty": {"checked": True, "value": 1.1},
-    f"{P}stopStrings": [],
-    f"{P}structured": {"type": "none"},
+    _key("temperature"): 0.8,
+    _key("max_tokens"): {"checked": False, "value": 1000},
+    _key("top_k_sampling"): 40,
+    _key("top_p_sampling"): {"checked": True, "value": 0.95},
+    _key("min_p_sampling"): {"checked": True, "value": 0.05},
+    _key("repeat_penalty"): {"checked": True, "value": 1.1},
+    _key("stop_strings"): [],
+    _key("structured"): {"type": "none"},
 }
 
 
@@ -78,10 +83,6 @@ def _is_number(value: Any) -> bool:
 
 
 _STRUCTURED_TYPES = ("none", "json", "gbnf")
-
-
-def _key(name: str) -> str:
-    return PREDICTION_OPTIONS[name].keys["llm"]
 
 
 def _lenient(merged: Mapping[str, Any]) -> dict[str, Any]:
@@ -353,7 +354,9 @@ def render_manual_template(
     def piece(name: str) -> str:
         value = template.get(name, "")
         if not isinstance(value, str):
-            raise _invalid(f"{P}promptTemplate.manualPromptTemplate.{name}", value, "a string")
+            raise _invalid(
+                f"{_key('prompt_template')}.manualPromptTemplate.{name}", value, "a string"
+            )
         return value
 
     out: list[str] = []
