@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import builtins
 import difflib
 import re
 import shutil
@@ -479,8 +480,8 @@ def generate(target: Target, used_rules: set[str]) -> str:
         for t in n.targets
         if isinstance(t, ast.Name)
     }
-    builtins = set(dir(__builtins__)) if not isinstance(__builtins__, dict) else set(__builtins__)
-    free = used - defined - builtins
+    builtin_names = set(dir(builtins))
+    free = used - defined - builtin_names
     wanted = sorted(imports[name] for name in free if name in imports)
     missing = sorted(name for name in free if name not in imports)
     if missing:
