@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,14 @@ import jsonschema
 import pytest
 
 from lmstudio_sdk.config import (
+    LOAD_OPTIONS,
+    PREDICTION_OPTIONS,
     GpuSetting,
     LoadModelConfig,
+    LoadOptions,
     PredictionConfig,
+    PredictionOptions,
+    UnknownOptionError,
     load_config_from,
     load_config_from_kv,
     load_config_stack,
@@ -359,6 +365,46 @@ def test_unknown_option_names_it_and_suggests_the_closest(given: str, suggestion
 def test_unknown_load_option_is_an_error() -> None:
     with pytest.raises(ValueError, match=r"unknown load option 'contextLenght'.*context_length"):
         load_config_from({"contextLenght": 4096})
+
+
+def test_an_unknown_keyword_option_is_a_type_error_that_is_also_a_value_error() -> None:
+    # TypeError is Python's error for an unexpected keyword; ValueError is what this SDK
+    # raised before, so code catching either keeps working.
+    with pytest.raises(TypeError, match=r"did you mean 'max_tokens'\?") as info:
+        prediction_config_from(max_token=5)  # type: ignore[call-arg]
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, UnknownOptionError)
+    with pytest.raises(TypeError, match=r"did you mean 'context_length'\?"):
+        load_config_from(context_lenght=5)  # type: ignore[call-arg]
+
+
+def _hints_without_none(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {
+        name: {arg for arg in typing.get_args(hint) or (hint,) if arg is not type(None)}
+        for name, hint in hints.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "options", "config"),
+    [
+        (PREDICTION_OPTIONS, PredictionOptions, PredictionConfig),
+        (LOAD_OPTIONS, LoadOptions, LoadModelConfig),
+    ],
+)
+def test_each_option_is_declared_once_and_the_typed_views_agree(
+    table: Any, options: Any, config: Any
+) -> None:
+    """The option table, the keyword-option TypedDict and the config class name the same
+    options, and the TypedDict and class give each the same type."""
+    fields = {f.name for f in attrs.fields(config)}
+    extra = {"raw", "gpu"}  # not KV options of their own: raw is the escape hatch, gpu a group
+    assert set(table) == fields - extra
+    assert set(options.__annotations__) == fields
+    typed, declared = _hints_without_none(options), _hints_without_none(config)
+    for name in fields - extra - {"stop_strings", "tool_call_stop_strings"}:
+        assert typed[name] == declared[name], name
 
 
 @pytest.mark.parametrize(

@@ -38,11 +38,15 @@ if TYPE_CHECKING:
     from ._convenience import list_loaded_models as list_loaded_models
     from ._convenience import llm as llm
     from ._convenience import prepare_image as prepare_image
+    from ._sentinel import DEFAULT as DEFAULT
+    from ._sentinel import DefaultType as DefaultType
     from .chat import Chat as Chat
     from .chat import FileHandle as FileHandle
     from .config import GpuSetting as GpuSetting
     from .config import LoadModelConfig as LoadModelConfig
     from .config import PredictionConfig as PredictionConfig
+    from .config import PredictionOptions as PredictionOptions
+    from .config import UnknownOptionError as UnknownOptionError
     from .errors import LMStudioAuthError as LMStudioAuthError
     from .errors import LMStudioChannelOverflowError as LMStudioChannelOverflowError
     from .errors import LMStudioConnectionError as LMStudioConnectionError
@@ -89,6 +93,10 @@ _LAZY: dict[str, str] = {
     "GpuSetting": ".config",
     "LoadModelConfig": ".config",
     "PredictionConfig": ".config",
+    "PredictionOptions": ".config",
+    "UnknownOptionError": ".config",
+    "DEFAULT": "._sentinel",
+    "DefaultType": "._sentinel",
     "LMStudioError": ".errors",
     "LMStudioConnectionError": ".errors",
     "LMStudioAuthError": ".errors",

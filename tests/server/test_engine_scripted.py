@@ -42,7 +42,7 @@ from lmstudio_sdk.server.engines import (
     create_engine,
     render_chat_template,
 )
-from lmstudio_sdk.server.engines.base import StreamAssembler
+from lmstudio_sdk.server.engines._assembly import StreamAssembler
 from lmstudio_sdk.server.engines.scripted import (
     example_for_schema,
     fake_token_pieces,

@@ -376,6 +376,10 @@ async def test_processing_state_follows_a_generation(server: BackgroundServer) -
         ("llm.prediction.stopStrings", "stop"),
         ("llm.prediction.structured", {"type": "json"}),
         ("llm.prediction.promptTemplate", {"type": "jinja"}),
+        # The server checks values with the SDK's declaration of each option.
+        ("llm.prediction.seed", {"checked": True, "value": 1.5}),
+        ("llm.prediction.reasoning.parsing", {"enabled": "yes"}),
+        ("llm.prediction.structured", {"type": "xml"}),
     ],
 )
 async def test_a_bad_config_value_is_a_clear_channel_error(

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
+from .._sentinel import DEFAULT, DefaultType
 from ..errors import (
     LMStudioAuthError,
     LMStudioConnectionError,
@@ -107,13 +108,9 @@ an in-memory transport.
 """
 
 
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Final = _Default()
-"""Sentinel for "use the client's default" (``timeout=``, ``idle_timeout=``)."""
+# The sentinel is public (lmstudio_sdk.DEFAULT / DefaultType); ``_Default`` stays for the
+# modules that still spell it so.
+_Default = DefaultType
 
 
 def check_timeout(value: float | None, name: str) -> float | None:

@@ -17,14 +17,21 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
 import anyio
+from typing_extensions import Unpack
 
+from .._sentinel import DEFAULT, DefaultType
 from ..chat import Chat
-from ..config import LoadModelConfig, PredictionConfig, load_config_from_kv, prediction_stack
+from ..config import (
+    LoadModelConfig,
+    PredictionConfig,
+    PredictionOptions,
+    load_config_from_kv,
+    prediction_stack,
+)
 from ..protocol._unset import UNSET
 from ..protocol.endpoints import embedding, llm, shared
 from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
 from ._exceptions import exceptions_unwrapped
-from .connection import DEFAULT, _Default
 from .prediction import (
     PredictionCallbacks,
     PredictionStream,
@@ -131,7 +138,7 @@ class AsyncModelHandle:
         """The namespace connection (for endpoint calls made by subclasses)."""
         return self._namespace._connection()
 
-    async def get_info(self, *, timeout: float | _Default | None = DEFAULT) -> ModelInstanceInfo:
+    async def get_info(self, *, timeout: float | DefaultType | None = DEFAULT) -> ModelInstanceInfo:
         """Ask the server for this instance's current info.
 
         :raises LMStudioModelNotFoundError: the instance is no longer loaded.
@@ -140,20 +147,20 @@ class AsyncModelHandle:
         self._info = info
         return info
 
-    async def unload(self, *, timeout: float | _Default | None = DEFAULT) -> None:
+    async def unload(self, *, timeout: float | DefaultType | None = DEFAULT) -> None:
         """Unload this instance from the server."""
         await self._namespace.unload(self._identifier, timeout=timeout)
 
     @overload
     async def tokenize(
-        self, text: str, *, timeout: float | _Default | None = DEFAULT
+        self, text: str, *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[int]: ...
     @overload
     async def tokenize(
-        self, text: list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[list[int]]: ...
     async def tokenize(
-        self, text: str | list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: str | list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[int] | list[list[int]]:
         """The token ids of ``text``; for a list of strings, one list of ids per string.
 
@@ -176,7 +183,7 @@ class AsyncModelHandle:
             return await one(text)
         return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
 
-    async def count_tokens(self, text: str, *, timeout: float | _Default | None = DEFAULT) -> int:
+    async def count_tokens(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """How many tokens ``text`` is for this model."""
         if not isinstance(text, str):
             raise TypeError(f"count_tokens() takes a str, got {type(text).__name__}")
@@ -187,14 +194,14 @@ class AsyncModelHandle:
         return result.token_count
 
     async def get_load_config(
-        self, *, timeout: float | _Default | None = DEFAULT
+        self, *, timeout: float | DefaultType | None = DEFAULT
     ) -> LoadModelConfig:
         """The config the instance was loaded with (what the server reports)."""
         kv = await self._get_load_kv(timeout)
         domain: Any = self.domain
         return load_config_from_kv(kv, domain)
 
-    async def get_context_length(self, *, timeout: float | _Default | None = DEFAULT) -> int:
+    async def get_context_length(self, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """The context length of the loaded instance, in tokens.
 
         Read from the load config (``<domain>.load.contextLength``); when the server does
@@ -207,7 +214,7 @@ class AsyncModelHandle:
         info = await self.get_info(timeout=timeout)
         return info.context_length
 
-    async def _get_load_kv(self, timeout: float | _Default | None) -> Any:
+    async def _get_load_kv(self, timeout: float | DefaultType | None) -> Any:
         parameter = shared.GetLoadConfigParameter(self._specifier())
         return await self._connection().call(
             self._namespace._endpoints.GET_LOAD_CONFIG, parameter, timeout=timeout
@@ -219,10 +226,13 @@ class AsyncLLM(AsyncModelHandle):
 
     Prediction options are keyword arguments (``max_tokens=64, temperature=0.2``), a
     :class:`~lmstudio_sdk.PredictionConfig`, or a ``config=`` dict with snake_case or
-    camelCase keys (``{"maxTokens": 64}``). An unknown option or a bad value raises
-    ``ValueError`` naming it, before anything is sent. ``timeout`` is the longest silence
-    allowed between two packets of a prediction (the client's default when omitted), never
-    a limit on its total duration: use a cancel scope for that.
+    camelCase keys (``{"maxTokens": 64}``). The keyword options are typed
+    (:class:`~lmstudio_sdk.PredictionOptions`), so a type checker flags a misspelt one; at
+    run time an unknown option raises :class:`~lmstudio_sdk.UnknownOptionError` (a
+    ``TypeError`` and a ``ValueError``) with a suggestion, and a bad value ``ValueError``,
+    before anything is sent. ``timeout`` is the longest silence allowed between two packets
+    of a prediction (the client's default when omitted), never a limit on its total
+    duration: use a cancel scope for that.
     """
 
     domain: ClassVar[str] = "llm"
@@ -237,8 +247,8 @@ class AsyncLLM(AsyncModelHandle):
         on_first_token: Callable[[], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> AbstractAsyncContextManager[PredictionStream]:
         """Predict the next assistant message of ``history``, as a stream of events.
 
@@ -268,8 +278,8 @@ class AsyncLLM(AsyncModelHandle):
         on_first_token: Callable[[], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
 
@@ -298,8 +308,8 @@ class AsyncLLM(AsyncModelHandle):
         on_first_token: Callable[[], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> AbstractAsyncContextManager[PredictionStream]:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
 
@@ -331,8 +341,8 @@ class AsyncLLM(AsyncModelHandle):
         on_first_token: Callable[[], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
         and :meth:`respond`)."""
@@ -363,8 +373,8 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_completed: Callable[[PredictionResult], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
-        **options: Any,
+        timeout: float | DefaultType | None = DEFAULT,
+        **options: Unpack[PredictionOptions],
     ) -> ActResult:
         """Let the model call ``tools`` in rounds until it answers without a tool call.
 
@@ -409,7 +419,7 @@ class AsyncLLM(AsyncModelHandle):
         tools: Sequence[ToolLike] | None = None,
         omit_bos_token: bool = False,
         omit_eos_token: bool = False,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> str:
         """``history`` formatted with the model's prompt template (the text the model sees).
 
@@ -438,14 +448,14 @@ class AsyncEmbeddingModel(AsyncModelHandle):
 
     @overload
     async def embed(
-        self, text: str, *, timeout: float | _Default | None = DEFAULT
+        self, text: str, *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[float]: ...
     @overload
     async def embed(
-        self, text: list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[list[float]]: ...
     async def embed(
-        self, text: str | list[str], *, timeout: float | _Default | None = DEFAULT
+        self, text: str | list[str], *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[float] | list[list[float]]:
         """The embedding vector of ``text``; for a list of strings, one vector per string.
 

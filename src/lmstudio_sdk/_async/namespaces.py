@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from .._sentinel import DEFAULT, DefaultType
 from ..chat import FileHandle
 from ..config import LoadModelConfig, load_config_from, load_config_stack
 from ..errors import RemoteProtocolError
@@ -34,7 +35,6 @@ from ..protocol.codec import Unknown
 from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
 from ..results import ModelInfo, ModelInstanceInfo
 from ._exceptions import exceptions_unwrapped
-from .connection import DEFAULT, _Default
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 
 if TYPE_CHECKING:
@@ -104,20 +104,20 @@ class SystemNamespace(_Namespace):
 
     _name = "system"
 
-    async def version(self, *, timeout: float | _Default | None = DEFAULT) -> system.VersionResult:
+    async def version(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.VersionResult:
         """The LM Studio version (``.version`` is ``"major.minor.patch"``, ``.build``)."""
         result: system.VersionResult = await self._connection().call(
             system.VERSION, timeout=timeout
         )
         return result
 
-    async def info(self, *, timeout: float | _Default | None = DEFAULT) -> system.SystemInfo:
+    async def info(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.SystemInfo:
         """The server process: ``pid``, ``is_daemon`` and ``version``."""
         result: system.SystemInfo = await self._connection().call(system.INFO, timeout=timeout)
         return result
 
     async def list_downloaded_models(
-        self, domain: str | None = None, *, timeout: float | _Default | None = DEFAULT
+        self, domain: str | None = None, *, timeout: float | DefaultType | None = DEFAULT
     ) -> list[ModelInfo]:
         """Models on disk; ``domain="llm"`` or ``"embedding"`` keeps only that kind."""
         if domain not in (None, "llm", "embedding"):
@@ -135,7 +135,7 @@ class SystemNamespace(_Namespace):
         description: str | None = None,
         *,
         no_auto_dismiss: bool = False,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> None:
         """Show a notification in the LM Studio app."""
         parameter = system.NotifyParameter(
@@ -242,13 +242,13 @@ class _ModelNamespace(_Namespace, Generic[H]):
         handle: H = self._handle_class(self, public.identifier, public)  # type: ignore[assignment]
         return handle
 
-    async def list_loaded(self, *, timeout: float | _Default | None = DEFAULT) -> list[H]:
+    async def list_loaded(self, *, timeout: float | DefaultType | None = DEFAULT) -> list[H]:
         """The loaded instances of this kind, as handles (``handle.info`` has the details)."""
         infos = await self._connection().call(self._endpoints.LIST_LOADED, timeout=timeout)
         return [self._handle(info) for info in infos]
 
     async def get_model_info(
-        self, identifier: str | None = None, *, timeout: float | _Default | None = DEFAULT
+        self, identifier: str | None = None, *, timeout: float | DefaultType | None = DEFAULT
     ) -> ModelInstanceInfo:
         """Info on the loaded instance ``identifier`` (or on any loaded one, if ``None``).
 
@@ -276,7 +276,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         identifier: str | None = None,
         ttl: float | None = None,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> AbstractAsyncContextManager[LoadStream[H]]:
         """Load a new instance of model ``key``, as a stream of progress.
 
@@ -303,7 +303,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ttl: float | None = None,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -318,7 +318,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
                 await _report(on_progress, progress)
         return load.result()
 
-    async def unload(self, identifier: str, *, timeout: float | _Default | None = DEFAULT) -> None:
+    async def unload(self, identifier: str, *, timeout: float | DefaultType | None = DEFAULT) -> None:
         """Unload the instance ``identifier``."""
         parameter = shared.UnloadModelParameter(_key(identifier, "identifier"))
         await self._connection().call(self._endpoints.UNLOAD_MODEL, parameter, timeout=timeout)
@@ -330,7 +330,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ttl: float | None = None,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
 
@@ -380,7 +380,7 @@ class FilesNamespace(_Namespace):
     _name = "files"
 
     async def upload(
-        self, name: str, data: bytes, *, timeout: float | _Default | None = DEFAULT
+        self, name: str, data: bytes, *, timeout: float | DefaultType | None = DEFAULT
     ) -> FileHandle:
         """Upload ``data`` as a file called ``name``; returns the handle to put in a chat.
 
@@ -409,7 +409,7 @@ class FilesNamespace(_Namespace):
         source: str | os.PathLike[str] | bytes,
         name: str | None = None,
         *,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> FileHandle:
         """Upload an image (a file path or its bytes) to attach to a chat message:
         ``chat.add_user_message("What is this?", images=[handle])``.
@@ -473,7 +473,7 @@ class RepositoryNamespace(_Namespace):
         *,
         limit: int | None = None,
         compatibility_types: Sequence[str] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelSearchResultEntry]:
         """Search for models to download (``limit``: 1 to 25 results)."""
         opts = repository.ModelSearchOpts(
@@ -490,7 +490,7 @@ class RepositoryNamespace(_Namespace):
         self,
         model: repository.ModelSearchResultEntry | Any,
         *,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelDownloadOption]:
         """The files a search result can be downloaded as (one per quantization...)."""
         identifier = getattr(model, "identifier", model)
@@ -514,7 +514,7 @@ class RepositoryNamespace(_Namespace):
         option: repository.ModelDownloadOption | str,
         *,
         on_progress: Callable[[repository.DownloadProgressUpdate], Any] | None = None,
-        timeout: float | _Default | None = DEFAULT,
+        timeout: float | DefaultType | None = DEFAULT,
     ) -> str:
         """Download a model; return the model key to load it with.
 

@@ -51,8 +51,7 @@ from ..protocol.server_session import ServerSession
 from ..protocol.session import SessionState
 from ..protocol.wire import SerializedError
 from ._errors import from_engine_error
-from .engines.base import EngineError
-from .engines.scripted import InjectedWireFault
+from .engines.base import EngineError, InjectedWireFault
 
 if TYPE_CHECKING:
     from ._state import ServerState

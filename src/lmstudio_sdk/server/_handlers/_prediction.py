@@ -2,8 +2,10 @@
 
 * :func:`read_prediction_config` collapses the ``predictionConfigStack`` (later layers win)
   and maps the keys the engines honour to a :class:`GenerationRequest`; a value of the
-  wrong shape is a clear error reply naming the key, never a crash. Checkbox keys accept
-  ``{"checked", "value"}`` (the wire form) and, leniently, a bare value.
+  wrong shape is a clear error reply naming the key, never a crash. Keys, checkbox or plain,
+  and value checks come from the SDK's one declaration of each option
+  (``lmstudio_sdk.config.PREDICTION_OPTIONS``); checkbox keys also accept a bare value
+  (taken as checked), as LM Studio does.
 * :func:`history_to_messages` turns ``ChatHistoryData`` into chat-template messages.
 * :func:`prediction_stats` turns the engine's :class:`Finished` into ``LLMPredictionStats``
   with integer counts and finite numbers only (NaN or Infinity would make the JS client
@@ -18,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from ...config import PREDICTION_OPTIONS
 from ...errors import LMStudioServerError
 from ...protocol._unset import UNSET
 from ...protocol.codec import Unknown
@@ -45,17 +48,22 @@ __all__ = [
     "render_manual_template",
 ]
 
-P = "llm.prediction."
 
+def _key(name: str) -> str:
+    """The KV key of prediction option ``name`` (declared once, in the SDK's config)."""
+    return PREDICTION_OPTIONS[name].keys["llm"]
+
+
+# The server's base layer: what LM Studio's own defaults are for the keys it honours.
 _DEFAULTS: dict[str, Any] = {
-    f"{P}temperature": 0.8,
-    f"{P}maxPredictedTokens": {"checked": False, "value": 1000},
-    f"{P}topKSampling": 40,
-    f"{P}topPSampling": {"checked": True, "value": 0.95},
-    f"{P}minPSampling": {"checked": True, "value": 0.05},
-    f"{P}repeatPenalty": {"checked": True, "value": 1.1},
-    f"{P}stopStrings": [],
-    f"{P}structured": {"type": "none"},
+    _key("temperature"): 0.8,
+    _key("max_tokens"): {"checked": False, "value": 1000},
+    _key("top_k_sampling"): 40,
+    _key("top_p_sampling"): {"checked": True, "value": 0.95},
+    _key("min_p_sampling"): {"checked": True, "value": 0.05},
+    _key("repeat_penalty"): {"checked": True, "value": 1.1},
+    _key("stop_strings"): [],
+    _key("structured"): {"type": "none"},
 }
 
 
@@ -74,38 +82,53 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _number(key: str, value: Any, low: float = 0.0) -> float:
-    if not _is_number(value) or value < low:
-        raise _invalid(key, value, f"a number >= {low:g}")
-    return float(value)
+_STRUCTURED_TYPES = ("none", "json", "gbnf")
 
 
-def _checkbox(key: str, value: Any) -> tuple[bool, Any]:
-    """``(checked, value)`` of a checkbox value (a bare value counts as checked)."""
-    if isinstance(value, Mapping):
-        checked = value.get("checked")
-        if not isinstance(checked, bool) or "value" not in value:
-            raise _invalid(key, value, 'a {"checked": bool, "value": ...} object')
-        return checked, value["value"]
-    return True, value
+def _lenient(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """What LM Studio accepts beyond the SDK's own checks: a bare value for a checkbox key
+    (taken as checked), empty stop strings (ignored), and keys other than ``template`` in a
+    Jinja template (the official Python SDK's completion template sends ``bosToken``,
+    ``eosToken`` and ``inputConfig``; ignored)."""
+    lenient = dict(merged)
+    template = lenient.get(_key("prompt_template"))
+    if isinstance(template, Mapping) and isinstance(template.get("jinjaPromptTemplate"), Mapping):
+        jinja = template["jinjaPromptTemplate"]
+        kept = {"template": jinja["template"]} if "template" in jinja else {}
+        lenient[_key("prompt_template")] = {**template, "jinjaPromptTemplate": kept}
+    for option in PREDICTION_OPTIONS.values():
+        key = option.keys["llm"]
+        if option.checkbox and key in lenient and not isinstance(lenient[key], Mapping):
+            lenient[key] = {"checked": True, "value": lenient[key]}
+    stop = lenient.get(_key("stop_strings"))
+    if isinstance(stop, list):
+        lenient[_key("stop_strings")] = [s for s in stop if s != ""]
+    return lenient
 
 
-def _optional_number(
-    key: str, value: Any, low: float = 0.0, high: float | None = None
-) -> float | None:
-    checked, inner = _checkbox(key, value)
-    if not checked:
-        return None
-    number = _number(key, inner, low)
-    if high is not None and number > high:
-        raise _invalid(key, inner, f"a number from {low:g} to {high:g}")
-    return number
+class _Reader:
+    """Reads options out of a collapsed config with the SDK's one declaration of each
+    (``lmstudio_sdk.config.PREDICTION_OPTIONS``): key, checkbox or plain, value check."""
 
+    def __init__(self, merged: Mapping[str, Any]) -> None:
+        self.merged = _lenient(merged)
 
-def _string_list(key: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise _invalid(key, value, "a list of strings")
-    return [s for s in value if s]
+    def has(self, name: str) -> bool:
+        return _key(name) in self.merged
+
+    def wire(self, name: str) -> Any:
+        return self.merged[_key(name)]
+
+    def __call__(self, name: str) -> Any:
+        """The SDK value of option ``name`` (``False``: an unchecked box); a clear error
+        reply naming the key when the value does not pass the option's check."""
+        value = self.wire(name)
+        try:
+            return PREDICTION_OPTIONS[name].read(name, value)
+        except ValueError as exc:
+            raise bad_request(
+                f"Invalid value for {_key(name)}: {describe(value)}.", cause=f"{exc}."
+            ) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -128,123 +151,95 @@ class PredictionSettings:
             raise bad_request(exc.title) from None
 
 
+def _checkbox_used(read: _Reader, name: str, value: Any, placeholder: Any) -> dict[str, Any]:
+    """The ``{checked, value}`` echoed for a checkbox key (an unchecked box echoes the
+    client's placeholder if it is a number)."""
+    if value is not False:
+        return {"checked": True, "value": value}
+    sent = read.wire(name)["value"]
+    return {"checked": False, "value": sent if _is_number(sent) else placeholder}
+
+
 def read_prediction_config(
     stack: KVConfigStack, *, tools_allowed: bool = True
 ) -> PredictionSettings:
     """Collapse ``stack`` (later layers win) and map it to engine settings."""
     merged = dict(_DEFAULTS)
     merged.update({k: v for k, v in collapse(stack).items() if v is not UNSET})
+    read = _Reader(merged)
     request: dict[str, Any] = {}
     used: dict[str, Any] = {}
 
-    key = f"{P}temperature"
-    request["temperature"] = _number(key, merged[key])
-    used[key] = merged[key]
+    request["temperature"] = float(read("temperature"))
+    used[_key("temperature")] = read.wire("temperature")
 
-    key = f"{P}maxPredictedTokens"
-    checked, value = _checkbox(key, merged[key])
-    if checked:
-        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-            raise _invalid(key, value, "an integer >= -1 (-1: no limit)")
-        request["max_tokens"] = None if value == -1 else value
-    used[key] = {"checked": checked, "value": value if _is_number(value) else 1000}
+    max_tokens = read("max_tokens")
+    if max_tokens is not False:
+        request["max_tokens"] = None if max_tokens == -1 else max_tokens
+    used[_key("max_tokens")] = _checkbox_used(read, "max_tokens", max_tokens, 1000)
 
-    key = f"{P}topKSampling"
-    top_k = _number(key, merged[key], low=-1)
-    request["top_k"] = max(0, int(top_k))  # <= 0: no top-k filtering
-    used[key] = merged[key]
+    request["top_k"] = max(0, read("top_k_sampling"))  # <= 0: no top-k filtering
+    used[_key("top_k_sampling")] = read.wire("top_k_sampling")
 
-    for wire, name, high in (
-        ("topPSampling", "top_p", 1.0),
-        ("minPSampling", "min_p", 1.0),
-        ("repeatPenalty", "repeat_penalty", None),
+    for name, field in (
+        ("top_p_sampling", "top_p"),
+        ("min_p_sampling", "min_p"),
+        ("repeat_penalty", "repeat_penalty"),
     ):
-        key = P + wire
-        number = _optional_number(key, merged[key], high=high)
-        request[name] = number
-        placeholder = _checkbox(key, merged[key])[1]
-        used[key] = {
-            "checked": number is not None,
-            # An unchecked value is the client's placeholder: echo it only if it is a number.
-            "value": number
-            if number is not None
-            else (placeholder if _is_number(placeholder) else 0),
-        }
+        value = read(name)
+        request[field] = None if value is False else float(value)
+        used[_key(name)] = _checkbox_used(read, name, value, 0)
 
-    key = f"{P}seed"
-    if key in merged:
-        checked, value = _checkbox(key, merged[key])
-        if checked:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise _invalid(key, value, "an integer seed")
-            request["seed"] = None if value < 0 else value
+    if read.has("seed"):
+        seed = read("seed")
+        if seed is not False:
+            request["seed"] = None if seed < 0 else seed
 
-    stop_strings = _string_list(f"{P}stopStrings", merged[f"{P}stopStrings"])
-    used[f"{P}stopStrings"] = list(stop_strings)
+    stop_strings = list(read("stop_strings"))
+    used[_key("stop_strings")] = list(stop_strings)
 
-    key = f"{P}structured"
-    structured = merged[key]
-    if not isinstance(structured, Mapping) or structured.get("type") not in (
-        "none",
-        "json",
-        "gbnf",
-    ):
-        raise _invalid(key, structured, '{"type": "none" | "json" | "gbnf", ...}')
+    structured = read("structured")
+    if not isinstance(structured, Mapping) or structured.get("type") not in _STRUCTURED_TYPES:
+        # (The SDK's check also takes a bare JSON schema; the wire form is a setting.)
+        raise _invalid(_key("structured"), structured, '{"type": "none" | "json" | "gbnf", ...}')
+    structured = dict(structured)
+    # The engines need a schema to constrain the output to (the SDK also allows none).
     if structured["type"] == "json":
-        schema = structured.get("jsonSchema")
-        if not isinstance(schema, Mapping):
-            raise _invalid(key, structured, "a jsonSchema object with type json")
-        request["json_schema"] = dict(schema)
+        if not isinstance(structured.get("jsonSchema"), Mapping):
+            raise _invalid(_key("structured"), structured, "a jsonSchema object with type json")
+        request["json_schema"] = dict(structured["jsonSchema"])
     elif structured["type"] == "gbnf":
-        grammar = structured.get("gbnfGrammar")
-        if not isinstance(grammar, str) or not grammar:
-            raise _invalid(key, structured, "a gbnfGrammar string with type gbnf")
-        request["gbnf_grammar"] = grammar
-    used[key] = dict(structured)
+        request["gbnf_grammar"] = structured["gbnfGrammar"]
+    used[_key("structured")] = structured
 
-    key = f"{P}reasoning.parsing"
-    if key in merged:
-        parsing = merged[key]
-        if not isinstance(parsing, Mapping) or not isinstance(parsing.get("enabled"), bool):
-            raise _invalid(key, parsing, '{"enabled": bool, "startString", "endString"}')
+    if read.has("reasoning_parsing"):
+        parsing = read("reasoning_parsing")
         if parsing["enabled"]:
-            start, end = parsing.get("startString"), parsing.get("endString")
-            if not isinstance(start, str) or not isinstance(end, str) or not start or not end:
-                raise _invalid(key, parsing, "non-empty startString and endString")
+            start, end = parsing["startString"], parsing["endString"]
+            if not start or not end:
+                raise _invalid(
+                    _key("reasoning_parsing"), parsing, "non-empty startString and endString"
+                )
             request["reasoning"] = ReasoningParsing(start_string=start, end_string=end)
         else:
             request["reasoning"] = None
 
-    tools = _read_tools(merged) if tools_allowed else ()
+    tools = _read_tools(read) if tools_allowed else ()
     if tools:
         request["tools"] = tools
 
     jinja_template, manual_template = None, None
-    key = f"{P}promptTemplate"
-    if key in merged:
-        template = merged[key]
-        if not isinstance(template, Mapping) or template.get("type") not in ("jinja", "manual"):
-            raise _invalid(key, template, '{"type": "jinja" | "manual", ...}')
+    if read.has("prompt_template"):
+        template = PREDICTION_OPTIONS["prompt_template"].encode(read("prompt_template"))
         if template["type"] == "jinja":
-            jinja = template.get("jinjaPromptTemplate")
-            if not isinstance(jinja, Mapping) or not isinstance(jinja.get("template"), str):
-                raise _invalid(key, template, "jinjaPromptTemplate.template (a string)")
-            jinja_template = jinja["template"]
+            jinja_template = template["jinjaPromptTemplate"]["template"]
         else:
-            manual = template.get("manualPromptTemplate")
-            if not isinstance(manual, Mapping):
-                raise _invalid(key, template, "a manualPromptTemplate object")
-            manual_template = manual
+            manual_template = template["manualPromptTemplate"]
         # The template's own stop strings end generation too, as in LM Studio.
-        extra = template.get("stopStrings", [])
-        stop_strings.extend(
-            s for s in _string_list(key + ".stopStrings", extra) if s not in stop_strings
-        )
+        stop_strings.extend(s for s in template["stopStrings"] if s and s not in stop_strings)
     request["stop_strings"] = tuple(stop_strings)
 
-    system_prompt = merged.get(f"{P}systemPrompt")
-    if system_prompt is not None and not isinstance(system_prompt, str):
-        raise _invalid(f"{P}systemPrompt", system_prompt, "a string")
+    system_prompt = read("system_prompt") if read.has("system_prompt") else None
 
     return PredictionSettings(
         request=request,
@@ -256,27 +251,20 @@ def read_prediction_config(
     )
 
 
-def _read_tools(merged: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
-    key = f"{P}tools"
-    setting = merged.get(key)
-    if setting is None:
+def _read_tools(read: _Reader) -> tuple[Mapping[str, Any], ...]:
+    if not read.has("raw_tools") or read.wire("raw_tools") is None:
         return ()
-    if not isinstance(setting, Mapping) or setting.get("type") not in ("none", "toolArray"):
-        raise _invalid(key, setting, '{"type": "none"} or {"type": "toolArray", "tools": [...]}')
+    setting = read("raw_tools")
     if setting["type"] == "none":
         return ()
     tools = setting.get("tools", [])
-    if not isinstance(tools, list) or not all(
-        isinstance(t, Mapping)
-        and t.get("type") == "function"
-        and isinstance(t.get("function"), Mapping)
-        and isinstance(t["function"].get("name"), str)
-        for t in tools
-    ):
+    if not all(isinstance(t["function"].get("name"), str) for t in tools):
         raise _invalid(
-            key, setting, 'tools of the form {"type": "function", "function": {"name": ...}}'
+            _key("raw_tools"),
+            setting,
+            'tools of the form {"type": "function", "function": {"name": ...}}',
         )
-    choice = merged.get(f"{P}toolChoice")
+    choice = read.merged.get(_key("tool_choice"))
     if isinstance(choice, Mapping) and choice.get("mode") == "none":
         return ()
     return tuple(dict(t) for t in tools)
@@ -366,7 +354,9 @@ def render_manual_template(
     def piece(name: str) -> str:
         value = template.get(name, "")
         if not isinstance(value, str):
-            raise _invalid(f"{P}promptTemplate.manualPromptTemplate.{name}", value, "a string")
+            raise _invalid(
+                f"{_key('prompt_template')}.manualPromptTemplate.{name}", value, "a string"
+            )
         return value
 
     out: list[str] = []

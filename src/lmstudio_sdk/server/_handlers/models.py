@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from ...config import LOAD_OPTIONS
 from ...protocol._unset import UNSET
 from ...protocol.endpoints import embedding as embedding_ep
 from ...protocol.endpoints import llm as llm_ep
@@ -54,15 +55,16 @@ def _ns(domain: Domain) -> Any:
 
 def context_length_of(stack: KVConfigStack, domain: Domain) -> int | None:
     """The requested context length of a load config stack (``None``: engine default)."""
-    key = f"{domain}.load.contextLength"
+    option = LOAD_OPTIONS["context_length"]  # the SDK's declaration: key and check
+    key = option.keys[domain]
     value = collapse(stack).get(key, UNSET)
     if value is UNSET or value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise bad_request(
-            f"Invalid value for {key}: {describe(value)}.", cause="Expected an integer >= 1."
-        )
-    return value
+    try:
+        length: int = option.read("context_length", value)
+    except ValueError as exc:
+        raise bad_request(f"Invalid value for {key}: {describe(value)}.", cause=f"{exc}.") from None
+    return length
 
 
 def _ttl(value: int | Any) -> int | None:

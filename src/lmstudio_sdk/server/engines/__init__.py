@@ -9,6 +9,7 @@ Importing this package imports none of the optional model packages.
 
 from __future__ import annotations
 
+from lmstudio_sdk.server.engines._templates import render_chat_template
 from lmstudio_sdk.server.engines.base import (
     Domain,
     EmbeddingEngine,
@@ -37,7 +38,6 @@ from lmstudio_sdk.server.engines.base import (
     ToolCallFailed,
     ToolCallName,
     ToolCallStart,
-    render_chat_template,
 )
 from lmstudio_sdk.server.engines.scripted import (
     Faults,

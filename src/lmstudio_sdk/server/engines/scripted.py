@@ -12,6 +12,9 @@ and maps each piece to a stable id; its chat template is plain Python (no jinja2
 
 Tool calls are generated when the request offers tools and the conversation's last turn is
 not a tool result, so an ``act()`` loop ends after one round.
+
+:class:`Script` and :class:`Faults` are declared in :mod:`._scripted_script`, the examples
+for structured output in :mod:`._schema_example`; all are importable from here.
 """
 
 from __future__ import annotations
@@ -22,20 +25,31 @@ import math
 import re
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.lowlevel
-import attrs
 
+from lmstudio_sdk.server.engines._assembly import StreamAssembler
+from lmstudio_sdk.server.engines._schema_example import example_for_schema
+from lmstudio_sdk.server.engines._scripted_script import (
+    DownloadStep,
+    Faults,
+    InjectedFaultError,
+    Operation,
+    Script,
+    ScriptedToolCall,
+    _apply_faults,
+)
+from lmstudio_sdk.server.engines._templates import check_messages, render_chat_template
 from lmstudio_sdk.server.engines.base import (
     EmbeddingEngine,
-    EngineError,
     FaultEvent,
     Finished,
     GenerationEvent,
     GenerationRequest,
     GenerationStream,
+    InjectedWireFault,
     InvalidRequestError,
     LLMEngine,
     ModelFacts,
@@ -46,7 +60,6 @@ from lmstudio_sdk.server.engines.base import (
     Quantization,
     ReasoningParsing,
     StopReason,
-    StreamAssembler,
     TemplateMessage,
     TokenPiece,
     ToolCallArgumentFragment,
@@ -54,8 +67,6 @@ from lmstudio_sdk.server.engines.base import (
     ToolCallFailed,
     ToolCallName,
     ToolCallStart,
-    check_messages,
-    render_chat_template,
 )
 
 __all__ = [
@@ -78,10 +89,6 @@ __all__ = [
 FAKE_VOCAB_SIZE = 32000
 _TOKEN_RE = re.compile(r"<\|[^|\s]+\|>|</?think>|\s*\w+|\s*[^\w\s]|\s+")
 
-Operation = Literal[
-    "load", "generate", "tokenize", "count_tokens", "apply_prompt_template", "embed"
-]
-
 
 def fake_token_pieces(text: str) -> list[str]:
     """The scripted tokenizer: words (with their leading whitespace), punctuation, tags."""
@@ -90,159 +97,6 @@ def fake_token_pieces(text: str) -> list[str]:
 
 def _token_id(piece: str) -> int:
     return zlib.crc32(piece.encode("utf-8")) % FAKE_VOCAB_SIZE
-
-
-# --- configuration --------------------------------------------------------------------------
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value < 0:
-        raise InvalidRequestError(f"{attribute.name} must be >= 0, got {value!r}.")
-
-
-def _positive(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 1:
-        raise InvalidRequestError(f"{attribute.name} must be >= 1, got {value!r}.")
-
-
-@attrs.frozen(kw_only=True)
-class ScriptedToolCall:
-    """A tool call the scripted model makes.
-
-    ``call_id=None`` gives ``"call-<n>"``; ``omit_id=True`` sends no id at all (models
-    without call ids). ``malformed=True`` reports ``toolCallGenerationFailed`` instead of
-    ``toolCallGenerationEnd``.
-    """
-
-    name: str
-    arguments: Mapping[str, Any] = attrs.field(factory=dict)
-    call_id: str | None = None
-    omit_id: bool = False
-    malformed: bool = False
-
-
-@attrs.frozen
-class DownloadStep:
-    """One fake download progress report."""
-
-    downloaded_bytes: int
-    total_bytes: int
-    speed_bytes_per_second: float
-
-
-@attrs.frozen(kw_only=True)
-class Script:
-    """What the scripted engine says, and how fast.
-
-    :param text: the reply, split into fragments by the fake tokenizer.
-    :param fragments: exact fragments instead of ``text`` (each counts as one token). A
-        benchmark streams 20k fragments with ``fragments=("tok ",) * 20_000``.
-    :param tokens_per_fragment: fake tokens grouped into one fragment of ``text``.
-    :param reasoning: if set, emitted first as ``<think>`` + reasoning + ``</think>`` (the
-        request's reasoning tags), classified like a real model's output.
-    :param echo: reply with the last user message of the prompt (or the whole prompt when it
-        is not in the scripted template's format), prefixed with ``echo_prefix``.
-    :param tool_calls: made when the request offers tools (see the module docstring).
-    :param fragments_per_second: pacing of fragments; ``0`` means as fast as possible (no
-        timer per fragment).
-    :param prompt_progress_steps: ``PromptProgress`` events before the first fragment.
-    :param load_progress_steps, load_step_seconds: load progress reports and the pause
-        between them.
-    :param download_total_bytes, download_progress_steps, download_step_seconds: what
-        :meth:`download_steps` reports; the server paces downloads with
-        ``download_step_seconds``.
-    """
-
-    text: str = "Hello! I am the scripted model."
-    fragments: tuple[str, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
-    )
-    tokens_per_fragment: int = attrs.field(default=1, validator=_positive)
-    reasoning: str | None = None
-    echo: bool = False
-    echo_prefix: str = ""
-    tool_calls: tuple[ScriptedToolCall, ...] = attrs.field(default=(), converter=tuple)
-    fragments_per_second: float = attrs.field(default=0.0, validator=_non_negative)
-    prompt_progress_steps: int = attrs.field(default=1, validator=_non_negative)
-    load_progress_steps: int = attrs.field(default=4, validator=_positive)
-    load_step_seconds: float = attrs.field(default=0.0, validator=_non_negative)
-    download_total_bytes: int = attrs.field(default=10_000_000, validator=_non_negative)
-    download_progress_steps: int = attrs.field(default=4, validator=_positive)
-    download_step_seconds: float = attrs.field(default=0.0, validator=_non_negative)
-
-    def download_steps(self) -> list[DownloadStep]:
-        """The progress reports of a fake download, ending at ``download_total_bytes``."""
-        total, steps = self.download_total_bytes, self.download_progress_steps
-        speed = total / (steps * self.download_step_seconds) if self.download_step_seconds else 0.0
-        return [DownloadStep(total * i // steps, total, speed) for i in range(1, steps + 1)]
-
-
-@attrs.frozen(kw_only=True)
-class Faults:
-    """Faults to inject, for the operations named in ``operations``.
-
-    The engine carries out the ones it can; the others reach the server as data (a
-    :class:`FaultEvent` in a generation, an :class:`InjectedWireFault` raised by any other
-    operation), and the server must then break the wire as described.
-
-    :param operations: engine operations the faults apply to (default: generations only).
-    :param delay: seconds to wait before the first event of a generation, or before
-        answering any other operation. ``stream.stop()`` cuts it short.
-    :param error: if set, the operation fails with :class:`InjectedFaultError` (this text as
-        its title): a generation after ``error_after_fragments`` fragments; the server
-        answers with ``channelError`` / ``rpcError``.
-    :param drop_socket_after_fragments: a generation yields ``FaultEvent("dropSocket")``
-        after this many fragments; the server closes the websocket abruptly (no close frame,
-        no ``success``). For other operations ``0`` raises ``InjectedWireFault("dropSocket")``
-        instead of answering.
-    :param malformed_frame_after_fragments: the same with ``"malformedFrame"``: the server
-        sends one frame that is not valid protocol (e.g. invalid JSON), then carries on.
-    :param never_answer: the operation never completes and sends nothing, not even after a
-        cancel request; only leaving the block (the client disconnecting) ends it.
-    """
-
-    operations: frozenset[Operation] = attrs.field(
-        default=frozenset({"generate"}), converter=frozenset
-    )
-    delay: float = attrs.field(default=0.0, validator=_non_negative)
-    error: str | None = None
-    error_after_fragments: int = attrs.field(default=0, validator=_non_negative)
-    drop_socket_after_fragments: int | None = attrs.field(default=None, validator=_non_negative)
-    malformed_frame_after_fragments: int | None = attrs.field(default=None, validator=_non_negative)
-    never_answer: bool = False
-
-    def applies_to(self, operation: Operation) -> bool:
-        """Whether these faults affect ``operation``."""
-        return operation in self.operations
-
-
-class InjectedFaultError(EngineError):
-    """The error :class:`Faults` asked for; the server reports it as an error reply."""
-
-
-class InjectedWireFault(EngineError):
-    """An operation other than a generation asks the server to break the wire instead of
-    answering (``kind`` as in :class:`FaultEvent`)."""
-
-    def __init__(self, kind: Literal["dropSocket", "malformedFrame"]) -> None:
-        self.kind = kind
-        super().__init__(f"Injected fault: {kind}.")
-
-
-async def _apply_faults(faults: Faults, operation: Operation) -> None:
-    """The faults of an operation that answers once (not a generation)."""
-    if not faults.applies_to(operation):
-        return
-    if faults.never_answer:
-        await anyio.sleep_forever()
-    if faults.delay:
-        await anyio.sleep(faults.delay)
-    if faults.error is not None:
-        raise InjectedFaultError(faults.error)
-    if faults.drop_socket_after_fragments == 0:
-        raise InjectedWireFault("dropSocket")
-    if faults.malformed_frame_after_fragments == 0:
-        raise InjectedWireFault("malformedFrame")
 
 
 # --- facts ----------------------------------------------------------------------------------
@@ -290,75 +144,6 @@ def scripted_embedding_facts(
         params_string="1M",
         quantization=Quantization("F16", 16),
     )
-
-
-# --- structured output ----------------------------------------------------------------------
-
-
-def example_for_schema(schema: Mapping[str, Any]) -> Any:
-    """A JSON value that validates against a simple JSON Schema.
-
-    Covers ``type`` (one or a list), ``properties``/``required`` (all properties are filled),
-    ``items``/``minItems``, ``enum``, ``const``, ``minLength``, ``minimum``, ``anyOf``/
-    ``oneOf``/``allOf`` (first branch) and local ``$ref`` to ``$defs``/``definitions``.
-    Anything else raises :class:`InvalidRequestError`.
-    """
-    return _example(schema, schema, depth=0)
-
-
-def _example(schema: Any, root: Mapping[str, Any], depth: int) -> Any:
-    if depth > 32:
-        raise InvalidRequestError("The JSON schema nests too deeply (recursive $ref?).")
-    if schema is True or schema == {}:
-        return "example"
-    if not isinstance(schema, Mapping):
-        raise InvalidRequestError(f"Not a JSON schema: {schema!r}.")
-    if "$ref" in schema:
-        return _example(_resolve_ref(schema["$ref"], root), root, depth + 1)
-    if "const" in schema:
-        return schema["const"]
-    if "enum" in schema:
-        if not schema["enum"]:
-            raise InvalidRequestError("The JSON schema has an empty enum.")
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return _example(schema[key][0], root, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind is None:
-        kind = "object" if "properties" in schema else "string"
-    if kind == "object":
-        properties = schema.get("properties", {})
-        return {name: _example(sub, root, depth + 1) for name, sub in properties.items()}
-    if kind == "array":
-        count = max(1, int(schema.get("minItems", 1)))
-        items = schema.get("items", {})
-        return [_example(items, root, depth + 1) for _ in range(count)]
-    if kind == "string":
-        text = "example"[: int(schema.get("maxLength", 7))]
-        return text.ljust(int(schema.get("minLength", 0)), "x")
-    if kind in ("integer", "number"):
-        value = schema.get("minimum", schema.get("exclusiveMinimum", -1) + 1)
-        value = min(value, schema.get("maximum", value))
-        return math.ceil(value) if kind == "integer" else float(value)
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    raise InvalidRequestError(f"The scripted engine does not support JSON schema type {kind!r}.")
-
-
-def _resolve_ref(ref: Any, root: Mapping[str, Any]) -> Any:
-    if not isinstance(ref, str) or not ref.startswith("#/"):
-        raise InvalidRequestError(f"Only local $ref values are supported, got {ref!r}.")
-    node: Any = root
-    for part in ref[2:].split("/"):
-        if not isinstance(node, Mapping) or part not in node:
-            raise InvalidRequestError(f"$ref {ref!r} points nowhere in the schema.")
-        node = node[part]
-    return node
 
 
 # --- the LLM engine -------------------------------------------------------------------------
