@@ -24,6 +24,7 @@ from ..protocol._unset import UNSET
 from ..protocol.endpoints import embedding, llm, shared
 from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
 from ._exceptions import exceptions_unwrapped
+from .act import run_act
 from .connection import DEFAULT, _Default
 from .prediction import (
     PredictionCallbacks,
@@ -33,7 +34,7 @@ from .prediction import (
     respond_request,
     run_prediction,
 )
-from .tools import ActResult, ToolLike, run_act, to_tools, tool_definitions
+from .tools import ActResult, ToolLike, to_tools, tool_definitions
 
 if TYPE_CHECKING:
     from ..chat import ChatHistoryInput
@@ -363,6 +364,7 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_completed: Callable[[PredictionResult], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
+        tool_timeout: float | None = None,
         timeout: float | _Default | None = DEFAULT,
         **options: Any,
     ) -> ActResult:
@@ -375,14 +377,18 @@ class AsyncLLM(AsyncModelHandle):
         ``max_parallel_tool_calls`` run at once. Results go back to the model in the order
         of the calls, JSON-encoded. A tool that raises, an unknown tool or bad arguments
         become an error text for the model: ``handle_invalid_tool_request(exc, request)``
-        returns what the model sees (default: the error message; raise to stop ``act``).
+        returns what the model sees (default, and when it returns ``None``: the error
+        message; raise to stop ``act``). ``tool_timeout`` (seconds) bounds each tool call
+        whose :class:`~lmstudio_sdk.Tool` sets no ``timeout``: a late call becomes an error
+        text too (a sync tool's thread is abandoned, not waited for).
 
         ``chat`` is not modified: ``on_message(message)`` receives each new assistant and
         tool message (``on_message=chat.append`` keeps a history). ``on_round_start(i)``
         and ``on_round_end(i)`` get the round index (from 0); ``on_prediction_completed``
         each round's :class:`~lmstudio_sdk.PredictionResult`. ``max_prediction_rounds``
         bounds the rounds (the last one offers no tools). Cancelling ``act`` cancels the
-        running tools and the prediction on the server.
+        running tools (abandons sync tools' threads) and the prediction on the server;
+        nothing of the cancelled round is reported and no new round starts.
         """
         return await run_act(
             self._connection(),
@@ -398,6 +404,7 @@ class AsyncLLM(AsyncModelHandle):
             on_prediction_completed=on_prediction_completed,
             on_prediction_fragment=on_prediction_fragment,
             handle_invalid_tool_request=handle_invalid_tool_request,
+            tool_timeout=tool_timeout,
             timeout=timeout,
             options=options,
         )

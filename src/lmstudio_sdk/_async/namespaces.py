@@ -22,7 +22,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
 
@@ -66,8 +66,15 @@ async def _report(callback: Callable[[Any], Any] | None, value: Any) -> None:
             await outcome
 
 
-def _ttl_ms(ttl: float | None) -> int | Any:
+DEFAULT_TTL: Final = 3600.0
+"""Seconds of idle time after which a model loaded by ``load()``/``model()`` is unloaded,
+unless ``ttl=`` says otherwise (``ttl=None``: never); the official SDKs' default too."""
+
+
+def _ttl_ms(ttl: float | _Default | None) -> int | Any:
     """Seconds -> whole milliseconds (at least 1); ``None`` leaves the key out."""
+    if isinstance(ttl, _Default):
+        ttl = DEFAULT_TTL
     if ttl is None:
         return UNSET
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
@@ -274,7 +281,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | None = None,
+        ttl: float | _Default | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         timeout: float | _Default | None = DEFAULT,
     ) -> AbstractAsyncContextManager[LoadStream[H]]:
@@ -283,7 +290,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ``async with client.llm.load_stream(key) as load:`` then ``async for progress in
         load`` (0..1) and ``load.result()``. Leaving the block before the load finished
         cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
-        time; ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
+        time (default :data:`DEFAULT_TTL`, one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
         options; ``timeout`` is the longest silence allowed between progress reports.
         """
         parameter = shared.LoadModelCreationParameter(
@@ -300,7 +307,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | None = None,
+        ttl: float | _Default | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | _Default | None = DEFAULT,
@@ -327,7 +334,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         self,
         key: str | None = None,
         *,
-        ttl: float | None = None,
+        ttl: float | _Default | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | _Default | None = DEFAULT,
@@ -339,7 +346,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ``config`` then make no sense and are refused.
         """
         if key is None:
-            if ttl is not None or config is not None:
+            if not isinstance(ttl, _Default) or config is not None:
                 raise ValueError("ttl and config apply to loading: give a model key as well")
             info = await self.get_model_info(None, timeout=timeout)
             return self._handle_class(self, info.identifier, info)  # type: ignore[return-value]

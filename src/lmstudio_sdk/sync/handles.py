@@ -257,6 +257,7 @@ class LLM(ModelHandle):
         on_prediction_completed: Callable[[PredictionResult], object] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], object] | None = None,
         handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
+        tool_timeout: float | None = None,
         timeout: float | _Default | None = DEFAULT,
         **options: Any,
     ) -> ActResult:
@@ -282,6 +283,7 @@ class LLM(ModelHandle):
                 on_prediction_completed=relay.optional(on_prediction_completed),
                 on_prediction_fragment=relay.optional(on_prediction_fragment),
                 handle_invalid_tool_request=relay.optional(handle_invalid_tool_request),
+                tool_timeout=tool_timeout,
                 timeout=timeout,
                 **options,
             )
