@@ -9,7 +9,8 @@ calling async code from threads (STYLE-STUDY 5.2):
   and exited in one task (:class:`Held`); streams are read by tasks that each take whole
   items (:class:`Feed`), several per hop.
 * **Calls from inside an event loop** raise :class:`SyncInAsyncContextError` at once (a
-  blocking call there would freeze the loop) and point to ``AsyncClient``.
+  blocking call there would freeze the loop) and point to ``AsyncClient``; Jupyter cells
+  are the exception (see :mod:`._notebook` for the rule).
 * **Ctrl-C**: a ``KeyboardInterrupt`` (any ``BaseException``) in the waiting thread cancels
   the task in the loop, so the work is cancelled *on the server*, then waits (bounded) for
   that cancellation to be sent before the interrupt goes on.
@@ -42,6 +43,7 @@ from anyio.from_thread import start_blocking_portal
 
 from .._async._exceptions import pick_exception
 from ..errors import LMStudioConnectionError
+from ._notebook import in_kernel_cell
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
@@ -77,10 +79,15 @@ class SyncInAsyncContextError(RuntimeError):
 
 
 def check_not_in_event_loop() -> None:
-    """Raise :class:`SyncInAsyncContextError` if an event loop runs in this thread."""
+    """Raise :class:`SyncInAsyncContextError` if an event loop runs in this thread.
+
+    Except in a Jupyter cell: there the loop is the kernel's, idle until the cell is done.
+    """
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
+        return
+    if library == "asyncio" and in_kernel_cell():
         return
     raise SyncInAsyncContextError(
         f"the blocking lmstudio_sdk API (Client, lmstudio_sdk.llm(), ...) was called from "
@@ -153,7 +160,14 @@ class _Control:
             if self._abandoned:
                 scope.cancel()
 
-    def abandon(self, portal: BlockingPortal) -> None:
+    def cancel_here(self) -> None:
+        """In the loop thread: cancel the task now (or as it starts)."""
+        with self._lock:
+            self._abandoned = True
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def abandon(self, portal: Portal) -> None:
         """In the caller: cancel the task and give it a bounded time to wind down."""
         with self._lock:
             self._abandoned = True
@@ -161,8 +175,8 @@ class _Control:
         if scope is None or self.finished.is_set():
             return  # not started yet (it cancels itself when it does), or already over
         try:
-            portal.start_task_soon(scope.cancel)
-        except RuntimeError:  # the portal has stopped: the task was cancelled with it
+            portal.spawn(scope.cancel)
+        except LMStudioConnectionError:  # the portal has stopped: the task went with it
             return
         self.finished.wait(CANCEL_WAIT)
 
@@ -230,6 +244,7 @@ class Portal:
         self._portal.call(self._remember_thread)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._controls: weakref.WeakSet[_Control] = weakref.WeakSet()  # calls in flight
 
     def _remember_thread(self) -> None:
         self._thread_id = threading.get_ident()
@@ -251,8 +266,8 @@ class Portal:
                 return
             self._closed = True
         if self.in_loop_thread:  # a finalizer run by the loop's own thread: cannot join
-            with contextlib.suppress(Exception):
-                self._portal._task_group.cancel_scope.cancel()
+            for control in list(self._controls):
+                control.cancel_here()
             return
         with contextlib.suppress(RuntimeError):  # already stopped
             self._portal.call(self._portal.stop, True)
@@ -286,6 +301,7 @@ class Portal:
         inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         relay = Relay(inbox)
         control = _Control()
+        self._controls.add(control)
 
         async def task() -> None:
             outcome: _Outcome[T] | _Cancelled = _CANCELLED
@@ -304,29 +320,30 @@ class Portal:
                 control.finished.set()
                 inbox.put(outcome)
 
+        self.spawn(task)
         try:
-            self._portal.start_task_soon(task)
             while True:
                 item = inbox.get()
                 if isinstance(item, (_Outcome, _Cancelled)):
                     break
                 self._serve(item)
-        except RuntimeError as exc:
-            if self._portal_stopped(exc):
-                raise _closed_error() from None
-            control.abandon(self._portal)
-            raise
         except BaseException:
-            control.abandon(self._portal)
+            control.abandon(self)
             raise
         if isinstance(item, _Cancelled):  # not by us: the client is being closed
             raise _closed_error()
         outcome: _Outcome[T] = item
         return outcome.unwrap()
 
-    @staticmethod
-    def _portal_stopped(exc: RuntimeError) -> bool:
-        return "portal is not running" in str(exc)
+    def spawn(self, function: Callable[..., Any], *args: Any) -> None:
+        """Start ``function(*args)`` in the loop; ``LMStudioConnectionError`` once closed."""
+        # Our flag is set before the portal stops: it tells its RuntimeError from others.
+        try:
+            self._portal.start_task_soon(function, *args)
+        except RuntimeError:
+            if self._closed:
+                raise _closed_error() from None
+            raise
 
     def _serve(self, request: _Request) -> None:
         """Run a relayed callback here; hand its outcome (an ``Exception``) to the loop."""
@@ -335,8 +352,8 @@ class Portal:
         except Exception as exc:  # the async code raises it, as in the async API
             request.outcome = _Outcome(error=exc)
         # A BaseException (KeyboardInterrupt) goes on: run_relayed cancels the call.
-        with contextlib.suppress(RuntimeError):  # the portal stopped meanwhile
-            self._portal.start_task_soon(request.done.set)
+        with contextlib.suppress(LMStudioConnectionError):  # the portal stopped meanwhile
+            self.spawn(request.done.set)
 
 
 class Held(Generic[T]):
@@ -410,18 +427,21 @@ class Held(Generic[T]):
             raise _closed_error()
         self.state = "entering"
         try:
-            self._portal._portal.start_task_soon(self._hold)
+            self._portal.spawn(self._hold)
+        except BaseException:
+            self.state = "exited"
+            raise
+        self._portal._controls.add(self._control)
+        try:
             value = self._entered.result()
         except concurrent.futures.CancelledError:
             self.state = "exited"
             raise _closed_error() from None
         except BaseException as exc:
             self.state = "exited"
-            if isinstance(exc, RuntimeError) and Portal._portal_stopped(exc):
-                raise _closed_error() from None
             if self._entered.done() and self._entered.exception() is exc:
                 _reraise(exc)  # __aenter__ failed
-            self._control.abandon(self._portal._portal)  # interrupted while entering
+            self._control.abandon(self._portal)  # interrupted while entering
             raise
         self.state = "open"
         return value
@@ -434,15 +454,13 @@ class Held(Generic[T]):
         assert self._exit_requested is not None
         self._exit_info = exc
         try:
-            self._portal._portal.start_task_soon(self._exit_requested.set)
+            self._portal.spawn(self._exit_requested.set)
+        except LMStudioConnectionError:
+            return False  # the client was closed: the stream was left then
+        try:
             self._control.finished.wait()
-        except RuntimeError as error:
-            if Portal._portal_stopped(error):
-                return False  # the client was closed: the stream was left then
-            self._control.abandon(self._portal._portal)
-            raise
         except BaseException:
-            self._control.abandon(self._portal._portal)
+            self._control.abandon(self._portal)
             raise
         outcome = self._outcome
         if outcome is None:
