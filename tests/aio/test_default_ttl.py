@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from lmstudio_sdk import AsyncClient, Client
-from lmstudio_sdk._async.namespaces import DEFAULT_TTL
+from lmstudio_sdk._async._ttl import DEFAULT_TTL
 from lmstudio_sdk.server import BackgroundServer, ServerOptions, scripted_model
 
 LLM = "scripted-llm"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
 import anyio
 
+from .._boundary import sdk_boundary
 from ..chat import Chat
 from ..config import LoadModelConfig, PredictionConfig, load_config_from_kv, prediction_stack
 from ..protocol._unset import UNSET
@@ -83,6 +84,7 @@ def _texts(value: Any, what: str) -> list[str] | None:
     return list(value)
 
 
+@sdk_boundary
 class AsyncModelHandle:
     """A loaded model instance. Get one from ``client.llm`` / ``client.embedding``.
 
@@ -215,6 +217,7 @@ class AsyncModelHandle:
         )
 
 
+@sdk_boundary
 class AsyncLLM(AsyncModelHandle):
     """A loaded LLM instance: predictions, tool use, tokens and prompt templates.
 
@@ -438,6 +441,7 @@ class AsyncLLM(AsyncModelHandle):
         return result.formatted
 
 
+@sdk_boundary
 class AsyncEmbeddingModel(AsyncModelHandle):
     """A loaded embedding model instance: embeddings and tokens."""
 

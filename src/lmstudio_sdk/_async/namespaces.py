@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import base64
 import inspect
-import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from .._boundary import sdk_boundary
 from ..chat import FileHandle
 from ..config import LoadModelConfig, load_config_from, load_config_stack
 from ..errors import RemoteProtocolError
@@ -34,6 +34,7 @@ from ..protocol.codec import Unknown
 from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
 from ..results import ModelInfo, ModelInstanceInfo
 from ._exceptions import exceptions_unwrapped
+from ._ttl import ttl_ms
 from .connection import DEFAULT, _Default
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 
@@ -66,24 +67,6 @@ async def _report(callback: Callable[[Any], Any] | None, value: Any) -> None:
             await outcome
 
 
-DEFAULT_TTL: Final = 3600.0
-"""Seconds of idle time after which a model loaded by ``load()``/``model()`` is unloaded,
-unless ``ttl=`` says otherwise (``ttl=None``: never); the official SDKs' default too."""
-
-
-def _ttl_ms(ttl: float | _Default | None) -> int | Any:
-    """Seconds -> whole milliseconds (at least 1); ``None`` leaves the key out."""
-    if isinstance(ttl, _Default):
-        ttl = DEFAULT_TTL
-    if ttl is None:
-        return UNSET
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-        raise ValueError(f"ttl must be a number of seconds > 0, got {ttl!r}")
-    if math.isinf(ttl):
-        raise ValueError("ttl must be finite; leave it out (None) for no time limit")
-    return max(1, math.ceil(ttl * 1000))
-
-
 def _key(value: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
@@ -92,6 +75,10 @@ def _key(value: str, what: str) -> str:
 
 class _Namespace:
     _name = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        sdk_boundary(cls)  # every namespace's public methods: short tracebacks
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -156,6 +143,7 @@ class SystemNamespace(_Namespace):
 # ------------------------------------------------------------------------------- models
 
 
+@sdk_boundary
 class LoadStream(Generic[H]):
     """The progress of a model load: ``async for progress in load`` yields 0..1.
 
@@ -214,6 +202,7 @@ class LoadStream(Generic[H]):
         return self._handle
 
 
+@sdk_boundary
 class _LoadScope(AbstractAsyncContextManager[LoadStream[H]]):
     def __init__(
         self, namespace: _ModelNamespace[H], spec: Any, parameter: Any, timeout: Any
@@ -290,7 +279,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ``async with client.llm.load_stream(key) as load:`` then ``async for progress in
         load`` (0..1) and ``load.result()``. Leaving the block before the load finished
         cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
-        time (default :data:`DEFAULT_TTL`, one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
+        time (default one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
         options; ``timeout`` is the longest silence allowed between progress reports.
         """
         parameter = shared.LoadModelCreationParameter(
@@ -298,7 +287,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
             load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
             UNSET if identifier is None else _key(identifier, "identifier"),
             UNSET,
-            _ttl_ms(ttl),
+            ttl_ms(ttl),
         )
         return _LoadScope(self, self._endpoints.LOAD_MODEL, parameter, timeout)
 
@@ -354,7 +343,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
             _key(key, "key"),
             load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
             UNSET,
-            _ttl_ms(ttl),
+            ttl_ms(ttl),
         )
         async with _LoadScope(self, self._endpoints.GET_OR_LOAD, parameter, timeout) as load:
             async for progress in load:
@@ -553,6 +542,7 @@ class RepositoryNamespace(_Namespace):
 # ------------------------------------------------------------------------------- diagnostics
 
 
+@sdk_boundary
 class LogStream:
     """The server's log events: ``async for event in logs`` yields
     :class:`~lmstudio_sdk.protocol.endpoints.diagnostics.DiagnosticsLogEvent` (``.timestamp``
@@ -574,6 +564,7 @@ class LogStream:
                 return packet.log
 
 
+@sdk_boundary
 class _LogScope(AbstractAsyncContextManager[LogStream]):
     def __init__(self, connection: Connection) -> None:
         # Logs may be quiet for hours: no inactivity timeout.
