@@ -423,3 +423,18 @@ def test_tool_call_requests_without_id_or_arguments() -> None:
         "name": "now",
         "arguments": {},
     }
+
+
+def test_text_of_a_message_is_its_text_parts_and_of_a_tool_message_its_results() -> None:
+    chat = Chat("Be brief.")
+    chat.append({"role": "user", "content": [{"type": "text", "text": "Hello, "}, "world"]})
+    chat.add_assistant_response("Hi!")
+    chat.add_tool_result({"temperature": 21}, tool_call_id="c1", name="weather")
+    chat.add_tool_result("sunny", tool_call_id="c2", name="sky")
+    system, user, assistant, tool = chat
+    assert system.text == "Be brief."
+    assert user.text == "Hello, world"
+    assert assistant.text == "Hi!"
+    assert tool.text == '{"temperature": 21}\nsunny'
+    # .text is not a wire field: it is not sent.
+    assert "text" not in chat.to_dict()["messages"][3]

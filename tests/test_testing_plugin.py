@@ -114,3 +114,61 @@ def test_scripted(lmstudio_server):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*test_real*real-model*PASSED*"])
+
+
+def test_the_no_open_channels_fixture_fails_a_test_that_leaves_a_stream_open(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+from lmstudio_sdk import Client
+
+LEAKED = []
+
+
+def test_closed(lmstudio_no_open_channels, lmstudio_server_url):
+    with Client(lmstudio_server_url) as client:
+        with client.diagnostics.stream_logs():
+            pass
+        assert client.llm.model("scripted-llm").respond("Hi").content
+
+
+def test_leaks(lmstudio_no_open_channels, lmstudio_server_url):
+    client = Client(lmstudio_server_url)
+    logs = client.diagnostics.stream_logs()
+    logs.__enter__()  # never left: the log stream stays open on the server
+    LEAKED.append((client, logs))
+
+
+def test_after_the_leak(lmstudio_no_open_channels):
+    # The leaked stream is still open, but it is not this test's.
+    assert lmstudio_no_open_channels.stats.open_channels == 1
+    client, logs = LEAKED.pop()
+    logs.__exit__(None, None, None)
+    client.close()
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*channels left open on the server: diagnostics.streamLogs (1)*use `async with`*"]
+    )
+
+
+async def test_assert_no_open_channels_names_what_is_left_open(anyio_backend: object) -> None:
+    import anyio
+
+    from lmstudio_sdk import AsyncClient
+    from lmstudio_sdk.server import BackgroundServer, ServerOptions, scripted_model
+    from lmstudio_sdk.testing import assert_no_open_channels
+
+    def check(server: BackgroundServer, within: float = 2.0) -> None:
+        assert_no_open_channels(server, within=within)
+
+    with BackgroundServer(ServerOptions(port=0, models=(scripted_model(),))) as server:
+        async with AsyncClient(server.url) as client:
+            async with client.diagnostics.stream_logs():
+                with pytest.raises(AssertionError, match=r"diagnostics\.streamLogs \(1\)"):
+                    await anyio.to_thread.run_sync(check, server, 0.1)
+            await anyio.to_thread.run_sync(check, server)

@@ -49,8 +49,11 @@ class LMStudioAuthError(LMStudioConnectionError):
     """The server rejected the client's credentials."""
 
 
-class LMStudioTimeoutError(LMStudioError):
-    """An RPC got no answer, or a channel went silent, for longer than its timeout."""
+class LMStudioTimeoutError(LMStudioError, TimeoutError):
+    """An RPC got no answer, or a channel went silent, for longer than its timeout.
+
+    It is also a builtin :class:`TimeoutError`, so ``except TimeoutError`` catches it.
+    """
 
 
 class LMStudioProtocolError(LMStudioError):

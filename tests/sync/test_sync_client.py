@@ -40,7 +40,14 @@ from lmstudio_sdk import (
     SyncInAsyncContextError,
 )
 from lmstudio_sdk.protocol.endpoints.diagnostics import LLMPredictionOutputLog
-from lmstudio_sdk.server import BackgroundServer, Faults, Script, ServerOptions, scripted_model
+from lmstudio_sdk.server import (
+    BackgroundServer,
+    Faults,
+    Script,
+    ScriptedToolCall,
+    ServerOptions,
+    scripted_model,
+)
 
 KEY = "scripted-llm"
 EMBEDDING = "scripted-embedding"
@@ -521,3 +528,32 @@ def test_repr_hides_the_token(server: BackgroundServer) -> None:
     with Client(server.url, api_token=token) as client:
         assert "Zyxw" not in repr(client)
         assert "Abcd" not in repr(client)
+
+
+def test_act_tool_timeout_and_a_logging_handler_in_the_blocking_api(
+    server: BackgroundServer, client: Client
+) -> None:
+    calls = (ScriptedToolCall(name="block"),)
+    server.set_script(KEY, script=Script(echo=True, tool_calls=calls))
+    release = threading.Event()
+
+    def block() -> str:
+        release.wait()
+        return "late"
+
+    logged: list[str] = []
+    messages: list[Any] = []
+    try:
+        result = client.llm.model(KEY).act(
+            "Go",
+            [block],
+            tool_timeout=0.2,
+            handle_invalid_tool_request=lambda exc, request: logged.append(type(exc).__name__),
+            on_message=messages.append,
+        )
+    finally:
+        release.set()
+    assert result.rounds == 2
+    assert logged == ["ToolTimeoutError"]
+    [tool_message] = [m for m in messages if m.role == "tool"]
+    assert "'block' did not finish within its timeout of 0.2 s" in tool_message.text

@@ -21,7 +21,8 @@ import anyio.lowlevel
 import pytest
 
 from lmstudio_sdk import LMStudioConnectionError, SyncInAsyncContextError
-from lmstudio_sdk.sync._portal import FEED_BATCH, Feed, Held, Portal
+from lmstudio_sdk.sync._feed import FEED_BATCH, Feed
+from lmstudio_sdk.sync._portal import Held, Portal
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from .._boundary import sdk_boundary
 from ..errors import LMStudioConnectionError
 from ._discovery import DEFAULT_PORTS, discover, resolve_credentials, resolve_host
 from ._exceptions import exceptions_unwrapped
@@ -52,6 +53,7 @@ __all__ = ["NAMESPACES", "AsyncClient"]
 NAMESPACES: Final = ("llm", "embedding", "system", "diagnostics", "files", "repository")
 
 
+@sdk_boundary
 class AsyncClient:
     """A client of one LM Studio server, for use in ``async with``. Runs on Trio and asyncio.
 

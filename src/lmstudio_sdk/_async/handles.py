@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 import anyio
 from typing_extensions import Unpack
 
+from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
 from ..chat import Chat
 from ..config import (
@@ -32,6 +33,7 @@ from ..protocol._unset import UNSET
 from ..protocol.endpoints import embedding, llm, shared
 from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
 from ._exceptions import exceptions_unwrapped
+from .act import run_act
 from .prediction import (
     PredictionCallbacks,
     PredictionStream,
@@ -40,7 +42,7 @@ from .prediction import (
     respond_request,
     run_prediction,
 )
-from .tools import ActResult, ToolLike, run_act, to_tools, tool_definitions
+from .tools import ActResult, ToolLike, to_tools, tool_definitions
 
 if TYPE_CHECKING:
     from ..chat import ChatHistoryInput
@@ -89,6 +91,7 @@ def _texts(value: Any, what: str) -> list[str] | None:
     return list(value)
 
 
+@sdk_boundary
 class AsyncModelHandle:
     """A loaded model instance. Get one from ``client.llm`` / ``client.embedding``.
 
@@ -221,6 +224,7 @@ class AsyncModelHandle:
         )
 
 
+@sdk_boundary
 class AsyncLLM(AsyncModelHandle):
     """A loaded LLM instance: predictions, tool use, tokens and prompt templates.
 
@@ -373,6 +377,7 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_completed: Callable[[PredictionResult], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
+        tool_timeout: float | None = None,
         timeout: float | DefaultType | None = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> ActResult:
@@ -385,14 +390,18 @@ class AsyncLLM(AsyncModelHandle):
         ``max_parallel_tool_calls`` run at once. Results go back to the model in the order
         of the calls, JSON-encoded. A tool that raises, an unknown tool or bad arguments
         become an error text for the model: ``handle_invalid_tool_request(exc, request)``
-        returns what the model sees (default: the error message; raise to stop ``act``).
+        returns what the model sees (default, and when it returns ``None``: the error
+        message; raise to stop ``act``). ``tool_timeout`` (seconds) bounds each tool call
+        whose :class:`~lmstudio_sdk.Tool` sets no ``timeout``: a late call becomes an error
+        text too (a sync tool's thread is abandoned, not waited for).
 
         ``chat`` is not modified: ``on_message(message)`` receives each new assistant and
         tool message (``on_message=chat.append`` keeps a history). ``on_round_start(i)``
         and ``on_round_end(i)`` get the round index (from 0); ``on_prediction_completed``
         each round's :class:`~lmstudio_sdk.PredictionResult`. ``max_prediction_rounds``
         bounds the rounds (the last one offers no tools). Cancelling ``act`` cancels the
-        running tools and the prediction on the server.
+        running tools (abandons sync tools' threads) and the prediction on the server;
+        nothing of the cancelled round is reported and no new round starts.
         """
         return await run_act(
             self._connection(),
@@ -408,6 +417,7 @@ class AsyncLLM(AsyncModelHandle):
             on_prediction_completed=on_prediction_completed,
             on_prediction_fragment=on_prediction_fragment,
             handle_invalid_tool_request=handle_invalid_tool_request,
+            tool_timeout=tool_timeout,
             timeout=timeout,
             options=options,
         )
@@ -441,6 +451,7 @@ class AsyncLLM(AsyncModelHandle):
         return result.formatted
 
 
+@sdk_boundary
 class AsyncEmbeddingModel(AsyncModelHandle):
     """A loaded embedding model instance: embeddings and tokens."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import inspect
-import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 
+from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
 from ..chat import FileHandle
 from ..config import LoadModelConfig, load_config_from, load_config_stack
@@ -35,6 +35,7 @@ from ..protocol.codec import Unknown
 from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
 from ..results import ModelInfo, ModelInstanceInfo
 from ._exceptions import exceptions_unwrapped
+from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 
 if TYPE_CHECKING:
@@ -66,17 +67,6 @@ async def _report(callback: Callable[[Any], Any] | None, value: Any) -> None:
             await outcome
 
 
-def _ttl_ms(ttl: float | None) -> int | Any:
-    """Seconds -> whole milliseconds (at least 1); ``None`` leaves the key out."""
-    if ttl is None:
-        return UNSET
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-        raise ValueError(f"ttl must be a number of seconds > 0, got {ttl!r}")
-    if math.isinf(ttl):
-        raise ValueError("ttl must be finite; leave it out (None) for no time limit")
-    return max(1, math.ceil(ttl * 1000))
-
-
 def _key(value: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
@@ -85,6 +75,10 @@ def _key(value: str, what: str) -> str:
 
 class _Namespace:
     _name = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        sdk_boundary(cls)  # every namespace's public methods: short tracebacks
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
@@ -149,6 +143,7 @@ class SystemNamespace(_Namespace):
 # ------------------------------------------------------------------------------- models
 
 
+@sdk_boundary
 class LoadStream(Generic[H]):
     """The progress of a model load: ``async for progress in load`` yields 0..1.
 
@@ -207,6 +202,7 @@ class LoadStream(Generic[H]):
         return self._handle
 
 
+@sdk_boundary
 class _LoadScope(AbstractAsyncContextManager[LoadStream[H]]):
     def __init__(
         self, namespace: _ModelNamespace[H], spec: Any, parameter: Any, timeout: Any
@@ -274,7 +270,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | None = None,
+        ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
     ) -> AbstractAsyncContextManager[LoadStream[H]]:
@@ -283,7 +279,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ``async with client.llm.load_stream(key) as load:`` then ``async for progress in
         load`` (0..1) and ``load.result()``. Leaving the block before the load finished
         cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
-        time; ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
+        time (default one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
         options; ``timeout`` is the longest silence allowed between progress reports.
         """
         parameter = shared.LoadModelCreationParameter(
@@ -291,7 +287,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
             load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
             UNSET if identifier is None else _key(identifier, "identifier"),
             UNSET,
-            _ttl_ms(ttl),
+            ttl_ms(ttl),
         )
         return _LoadScope(self, self._endpoints.LOAD_MODEL, parameter, timeout)
 
@@ -300,7 +296,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | None = None,
+        ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
@@ -327,7 +323,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         self,
         key: str | None = None,
         *,
-        ttl: float | None = None,
+        ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
@@ -339,7 +335,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ``config`` then make no sense and are refused.
         """
         if key is None:
-            if ttl is not None or config is not None:
+            if not isinstance(ttl, DefaultType) or config is not None:
                 raise ValueError("ttl and config apply to loading: give a model key as well")
             info = await self.get_model_info(None, timeout=timeout)
             return self._handle_class(self, info.identifier, info)  # type: ignore[return-value]
@@ -347,7 +343,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
             _key(key, "key"),
             load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
             UNSET,
-            _ttl_ms(ttl),
+            ttl_ms(ttl),
         )
         async with _LoadScope(self, self._endpoints.GET_OR_LOAD, parameter, timeout) as load:
             async for progress in load:
@@ -546,6 +542,7 @@ class RepositoryNamespace(_Namespace):
 # ------------------------------------------------------------------------------- diagnostics
 
 
+@sdk_boundary
 class LogStream:
     """The server's log events: ``async for event in logs`` yields
     :class:`~lmstudio_sdk.protocol.endpoints.diagnostics.DiagnosticsLogEvent` (``.timestamp``
@@ -567,6 +564,7 @@ class LogStream:
                 return packet.log
 
 
+@sdk_boundary
 class _LogScope(AbstractAsyncContextManager[LogStream]):
     def __init__(self, connection: Connection) -> None:
         # Logs may be quiet for hours: no inactivity timeout.

@@ -31,6 +31,7 @@ import anyio
 import attrs
 from anyio.abc import ObjectReceiveStream
 
+from .._boundary import sdk_boundary
 from .._prediction import PredictionAccumulator
 from .._structured import Parser
 from .._structured import response_format as resolve_response_format
@@ -225,6 +226,7 @@ def complete_request(
 # ------------------------------------------------------------------------------ the stream
 
 
+@sdk_boundary
 class PredictionStream(ObjectReceiveStream[PredictionEvent]):
     """The events of one prediction, from ``async with model.respond_stream(...) as stream``.
 
@@ -376,6 +378,7 @@ class _Fragments(AsyncIterator[PredictionFragment]):
                 return event
 
 
+@sdk_boundary
 class _PredictionScope(AbstractAsyncContextManager[PredictionStream]):
     """``async with``: opens the channel; on exit cancels/drains it and keeps the end."""
 

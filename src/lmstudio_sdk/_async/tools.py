@@ -1,25 +1,8 @@
-"""Tools and the ``act()`` loop: the model calls Python functions, round after round.
+"""Tools the model may call: :class:`Tool`, built from functions, ``Tool`` objects or dicts.
 
-``act()`` is all client-side (PROTOCOL.md section 7): each round is an ordinary
-``predict`` channel whose config offers the tools (``llm.prediction.tools``). As soon as
-the server reports a complete tool call (``toolCallGenerationEnd``), the tool starts
-running in the round's task group, while the prediction keeps streaming; at most
-``max_parallel_tool_calls`` run at once. When the prediction is over and every tool has
-finished, the assistant message and one ``tool`` message with the results (in the order
-the model requested them, JSON-encoded, each with its ``toolCallId``) are appended to the
-history, and the next round starts. The loop ends after a round without tool calls, or
-after ``max_prediction_rounds`` rounds (the last one offers no tools).
-
-A tool that raises, an unknown tool and arguments that do not fit the tool's parameters do
-not end the loop: ``handle_invalid_tool_request(exc, request)`` turns the problem into the
-result the model sees (by default the error message). Cancelling ``act()`` (a cancel scope
-around it) cancels the running tools and the current prediction on the server. Plain
-(sync) tools run in worker threads, so a slow tool does not stall the stream; a thread
-cannot be interrupted, so cancellation waits for a running sync tool to return.
+This module describes tools (names, JSON schemas of the parameters, binding the model's
+arguments to Python values); :mod:`.act` runs them in the ``act()`` loop.
 """
-
-# Per-call ``timeout=`` is part of the API (DESIGN 4): it composes with anyio.fail_after.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
@@ -32,38 +15,20 @@ import json
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import anyio
-import anyio.to_thread
 import attrs
 
-from .._prediction import PredictionAccumulator
 from .._structured import _describe, _user_converter, json_schema_for_class
-from ..chat import Chat
-from ..config import PredictionConfig, prediction_config_from, prediction_stack
 from ..protocol._unset import UNSET
-from ..protocol.endpoints import llm, shared
-from ..results import (
-    PredictionFragment,
-    PredictionResult,
-    ToolCallGenerated,
-    ToolCallRequest,
-)
-from ._exceptions import exceptions_unwrapped
-from .connection import DEFAULT, _Default
-from .prediction import call_back, check_callback
-
-if TYPE_CHECKING:
-    from .connection import Connection
+from ..protocol.endpoints import shared
 
 __all__ = [
     "ActResult",
     "InvalidToolCallError",
     "Tool",
     "ToolLike",
-    "default_invalid_tool_request",
-    "run_act",
+    "check_tool_timeout",
     "to_tools",
     "tool_definitions",
 ]
@@ -111,6 +76,22 @@ def _check_implementation(_: Any, __: Any, implementation: Any) -> None:
         raise TypeError(f"a tool's implementation must be callable, got {implementation!r}")
 
 
+def check_tool_timeout(timeout: Any) -> None:
+    """``ValueError`` unless ``timeout`` is ``None`` or a finite number of seconds > 0."""
+    if timeout is None:
+        return
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < float("inf")
+    ):
+        raise ValueError(f"a tool timeout must be a number of seconds > 0 or None, got {timeout!r}")
+
+
+def _check_timeout(_: Any, __: Any, timeout: Any) -> None:
+    check_tool_timeout(timeout)
+
+
 def _checked_schema(parameters: Mapping[str, Any]) -> dict[str, Any]:
     from .._structured import _checked_schema as check
 
@@ -129,6 +110,11 @@ class Tool:
     is installed). :meth:`from_function` builds a tool from a Python function's signature,
     type hints and docstring, and then the arguments are also converted to the annotated
     types (nested dataclasses and attrs classes included).
+
+    ``timeout`` (seconds) bounds one call of the tool (``act(tool_timeout=...)`` gives the
+    default): a call that takes longer is cancelled (an async tool) or abandoned (a sync
+    tool's worker thread is left to finish on its own, never waited for), and the model
+    gets an error text, as for a tool that raised.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -139,6 +125,7 @@ class Tool:
         validator=_check_parameters,
     )
     implementation: Callable[..., Any] = attrs.field(validator=_check_implementation)
+    timeout: float | None = attrs.field(default=None, validator=_check_timeout)
     _binder: Callable[[Mapping[str, Any]], dict[str, Any]] | None = attrs.field(
         default=None, init=False, repr=False, eq=False
     )
@@ -150,6 +137,7 @@ class Tool:
         *,
         name: str | None = None,
         description: str | None = None,
+        timeout: float | None = None,
     ) -> Tool:
         """A tool from a function (sync or async).
 
@@ -172,6 +160,7 @@ class Tool:
             description=description if description is not None else doc_description,
             parameters=schema,
             implementation=function,
+            timeout=timeout,
         )
         object.__setattr__(tool, "_binder", binder)
         return tool
@@ -316,14 +305,14 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
 
 
 def _tool_from_dict(spec: Mapping[str, Any]) -> Tool:
-    allowed = {"name", "description", "parameters", "implementation"}
+    allowed = {"name", "description", "parameters", "implementation", "timeout"}
     unknown = set(map(str, spec)) - allowed
     if unknown:
         raise ValueError(f"unknown tool keys {sorted(unknown)}; a tool dict has {sorted(allowed)}")
     if "name" not in spec or "implementation" not in spec:
         raise ValueError(
-            "a tool dict needs 'name' and 'implementation' (and may have 'description' "
-            f"and 'parameters'); got the keys {sorted(map(str, spec))}"
+            "a tool dict needs 'name' and 'implementation' (and may have 'description', "
+            f"'parameters' and 'timeout'); got the keys {sorted(map(str, spec))}"
         )
     parameters = spec.get("parameters")
     description = spec.get("description") or ""
@@ -347,6 +336,7 @@ def _tool_from_dict(spec: Mapping[str, Any]) -> Tool:
             description=description,
             parameters=stub_tool.parameters,
             implementation=implementation,
+            timeout=spec.get("timeout"),
         )
         object.__setattr__(tool, "_binder", stub_tool._binder)
         return tool
@@ -355,6 +345,7 @@ def _tool_from_dict(spec: Mapping[str, Any]) -> Tool:
         description=description,
         parameters=parameters if parameters is not None else copy.deepcopy(_EMPTY_PARAMETERS),
         implementation=spec["implementation"],
+        timeout=spec.get("timeout"),
     )
 
 
@@ -407,212 +398,3 @@ def tool_definitions(tools: Sequence[Tool]) -> list[shared.LLMTool]:
         )
         for tool in tools
     ]
-
-
-# ------------------------------------------------------------------------------ running
-
-
-def default_invalid_tool_request(exc: Exception, request: ToolCallRequest) -> str:
-    """The default ``handle_invalid_tool_request``: the error message, for the model."""
-    if isinstance(exc, InvalidToolCallError):
-        return f"Error: {exc}"
-    return f"Error: tool {request.name!r} raised {type(exc).__name__}: {exc}"
-
-
-def _encode(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidToolCallError(
-            f"the tool returned a value that is not JSON-serialisable: {exc}"
-        ) from None
-
-
-async def _invoke(tool: Tool, kwargs: dict[str, Any]) -> Any:
-    implementation = tool.implementation
-    if _is_async(implementation):
-        value = await implementation(**kwargs)
-    else:
-        value = await anyio.to_thread.run_sync(functools.partial(implementation, **kwargs))
-    if inspect.isawaitable(value):
-        value = await value
-    return value
-
-
-def _is_async(function: Any) -> bool:
-    while isinstance(function, functools.partial):
-        function = function.func
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        getattr(function, "__call__", None)  # noqa: B004 - an object with async __call__
-    )
-
-
-InvalidToolHandler = Callable[[Exception, ToolCallRequest], Any]
-"""``(exception, request) -> result for the model`` (a coroutine function is awaited)."""
-
-
-@attrs.define
-class _Round:
-    """One round's tool calls, in the order the model made them."""
-
-    requests: list[ToolCallRequest] = attrs.Factory(list)
-    contents: list[str] = attrs.Factory(list)
-
-
-async def _answer(
-    tools: Mapping[str, Tool],
-    request: ToolCallRequest,
-    handler: InvalidToolHandler,
-    *,
-    refuse: str | None,
-) -> str:
-    try:
-        if refuse is not None:
-            raise InvalidToolCallError(refuse)
-        tool = tools.get(request.name)
-        if tool is None:
-            raise InvalidToolCallError(
-                f"there is no tool named {request.name!r}; the tools are "
-                f"{', '.join(sorted(tools)) or '(none)'}"
-            )
-        return _encode(await _invoke(tool, tool.bind(request.arguments)))
-    except Exception as exc:
-        outcome = handler(exc, request)
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        return _encode(outcome)
-
-
-async def run_act(
-    connection: Connection,
-    specifier: shared.ModelSpecifier,
-    chat: Any,
-    tools: Sequence[ToolLike],
-    *,
-    config: PredictionConfig | Mapping[str, Any] | None = None,
-    max_prediction_rounds: int | None = None,
-    max_parallel_tool_calls: int = 4,
-    on_message: Callable[[Any], Any] | None = None,
-    on_round_start: Callable[[int], Any] | None = None,
-    on_round_end: Callable[[int], Any] | None = None,
-    on_prediction_completed: Callable[[PredictionResult], Any] | None = None,
-    on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-    handle_invalid_tool_request: InvalidToolHandler | None = None,
-    timeout: float | _Default | None = DEFAULT,
-    options: Mapping[str, Any] | None = None,
-) -> ActResult:
-    """The ``act()`` loop; see the module docstring and ``AsyncLLM.act``."""
-    # Everything is checked before the first round is sent.
-    if max_prediction_rounds is not None and (
-        isinstance(max_prediction_rounds, bool)
-        or not isinstance(max_prediction_rounds, int)
-        or max_prediction_rounds < 1
-    ):
-        raise ValueError(
-            f"max_prediction_rounds must be an int >= 1 or None, got {max_prediction_rounds!r}"
-        )
-    if (
-        isinstance(max_parallel_tool_calls, bool)
-        or not isinstance(max_parallel_tool_calls, int)
-        or max_parallel_tool_calls < 1
-    ):
-        raise ValueError(
-            f"max_parallel_tool_calls must be an int >= 1, got {max_parallel_tool_calls!r}"
-        )
-    callbacks = {
-        "on_message": on_message,
-        "on_round_start": on_round_start,
-        "on_round_end": on_round_end,
-        "on_prediction_completed": on_prediction_completed,
-        "on_prediction_fragment": on_prediction_fragment,
-        "handle_invalid_tool_request": handle_invalid_tool_request,
-    }
-    for callback_name, callback in callbacks.items():
-        check_callback(callback_name, callback)
-    cfg = prediction_config_from(config, **(options or {}))
-    if cfg.raw_tools is not None:
-        raise ValueError("act() offers its own tools: do not pass raw_tools")
-    if cfg.structured is not None:
-        raise ValueError("structured output cannot be combined with tools in act()")
-    converted = to_tools(tools)
-    if not converted:
-        raise ValueError("act() needs at least one tool; use respond() without tools")
-    by_name = {tool.name: tool for tool in converted}
-    history = Chat.from_history(chat)
-    if not len(history):
-        raise ValueError("the chat is empty: add a user message first")
-    with_tools = prediction_stack(
-        attrs.evolve(
-            cfg,
-            raw_tools={"type": "toolArray", "tools": [tool.to_dict() for tool in converted]},
-        )
-    )
-    without_tools = prediction_stack(cfg)
-    handler: InvalidToolHandler = handle_invalid_tool_request or default_invalid_tool_request
-
-    start = anyio.current_time()
-    round_index = 0
-    while True:
-        last = max_prediction_rounds is not None and round_index == max_prediction_rounds - 1
-        await call_back(on_round_start, round_index)
-        parameter = llm.PredictCreationParameter(
-            specifier, history.to_wire(), without_tools if last else with_tools
-        )
-        result, calls = await _run_round(
-            connection,
-            parameter,
-            by_name,
-            handler,
-            limiter=anyio.CapacityLimiter(max_parallel_tool_calls),
-            on_fragment=on_prediction_fragment,
-            refuse=("the tool was not run: max_prediction_rounds was reached" if last else None),
-            timeout=timeout,
-        )
-        message = history.add_assistant_response(result)
-        await call_back(on_message, message)
-        await call_back(on_prediction_completed, result)
-        if calls.requests:
-            tool_message: Any = None
-            for request, content in zip(calls.requests, calls.contents, strict=True):
-                tool_message = history.add_tool_result(content, request=request)
-            await call_back(on_message, tool_message)
-        await call_back(on_round_end, round_index)
-        round_index += 1
-        if not calls.requests or last:
-            break
-    return ActResult(rounds=round_index, total_time_seconds=anyio.current_time() - start)
-
-
-async def _run_round(
-    connection: Connection,
-    parameter: llm.PredictCreationParameter,
-    tools: Mapping[str, Tool],
-    handler: InvalidToolHandler,
-    *,
-    limiter: anyio.CapacityLimiter,
-    on_fragment: Callable[[PredictionFragment], Any] | None,
-    refuse: str | None,
-    timeout: float | _Default | None,
-) -> tuple[PredictionResult, _Round]:
-    accumulator = PredictionAccumulator()
-    calls = _Round()
-
-    async def run(index: int, request: ToolCallRequest) -> None:
-        async with limiter:
-            calls.contents[index] = await _answer(tools, request, handler, refuse=refuse)
-
-    with exceptions_unwrapped():
-        async with (
-            anyio.create_task_group() as task_group,
-            connection.open_channel(llm.PREDICT, parameter, idle_timeout=timeout) as channel,
-        ):
-            async for packet in channel:
-                event = accumulator.feed(packet)
-                if isinstance(event, ToolCallGenerated):
-                    # Start the tool now, while the prediction goes on.
-                    calls.requests.append(event.request)
-                    calls.contents.append("")
-                    task_group.start_soon(run, len(calls.requests) - 1, event.request)
-                elif isinstance(event, PredictionFragment):
-                    await call_back(on_fragment, event)
-    return accumulator.finish(), calls

@@ -7,18 +7,18 @@ calling async code from threads (STYLE-STUDY 5.2):
 
 * **No async generator is driven across the portal.** Async context managers are entered
   and exited in one task (:class:`Held`); streams are read by tasks that each take whole
-  items (:class:`Feed`), several per hop.
+  items (``_feed.Feed``), several per hop.
 * **Calls from inside an event loop** raise :class:`SyncInAsyncContextError` at once (a
-  blocking call there would freeze the loop) and point to ``AsyncClient``.
+  blocking call there would freeze the loop) and point to ``AsyncClient``; Jupyter cells
+  are the exception (see :mod:`._notebook` for the rule).
 * **Ctrl-C**: a ``KeyboardInterrupt`` (any ``BaseException``) in the waiting thread cancels
   the task in the loop, so the work is cancelled *on the server*, then waits (bounded) for
   that cancellation to be sent before the interrupt goes on.
-* **Timeouts** are the async core's (``timeout=`` is passed through), never
-  ``future.result(timeout)``, so a timeout also cancels on the server.
-* ``concurrent.futures.CancelledError`` and exception groups never reach the user.
-* **User callbacks run in the calling thread**, never in the loop thread (:class:`Relay`):
-  the loop asks the waiting thread to run them and waits for their outcome, so a slow or
-  blocking callback cannot stall other work of the client.
+* **Timeouts** are the async core's (``timeout=``), so a timeout also cancels on the server.
+* ``concurrent.futures.CancelledError``, exception groups and internal frames of
+  ``LMStudioError`` tracebacks (:mod:`.._boundary`) never reach the user.
+* **User callbacks run in the calling thread** (:class:`Relay`): the loop asks the waiting
+  thread to run them, so a slow callback cannot stall other work of the client.
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
-import inspect
 import queue
 import threading
 import weakref
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
@@ -41,14 +38,15 @@ import sniffio
 from anyio.from_thread import start_blocking_portal
 
 from .._async._exceptions import pick_exception
-from ..errors import LMStudioConnectionError
+from .._boundary import for_caller
+from ..errors import LMStudioConnectionError, LMStudioError
+from ._notebook import in_kernel_cell
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
 __all__ = [
     "CANCEL_WAIT",
-    "Feed",
     "Held",
     "Portal",
     "Relay",
@@ -62,9 +60,6 @@ R = TypeVar("R")
 CANCEL_WAIT: Final = 10.0
 """Seconds an interrupted call waits for its task to wind down (the cancel to be sent)."""
 
-FEED_BATCH: Final = 256
-"""Most items a stream hands over per trip through the portal."""
-
 # The interpreter runs atexit hooks last-registered first. weakref.finalize registers its
 # own hook (which runs finalizers marked atexit) when the first finalize object is made;
 # make one now, at import, so the hook runs *after* atexit hooks the application registers
@@ -77,10 +72,15 @@ class SyncInAsyncContextError(RuntimeError):
 
 
 def check_not_in_event_loop() -> None:
-    """Raise :class:`SyncInAsyncContextError` if an event loop runs in this thread."""
+    """Raise :class:`SyncInAsyncContextError` if an event loop runs in this thread.
+
+    Except in a Jupyter cell: there the loop is the kernel's, idle until the cell is done.
+    """
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
+        return
+    if library == "asyncio" and in_kernel_cell():
         return
     raise SyncInAsyncContextError(
         f"the blocking lmstudio_sdk API (Client, lmstudio_sdk.llm(), ...) was called from "
@@ -115,8 +115,8 @@ class _Outcome(Generic[T]):
 
 
 def _reraise(exc: BaseException) -> Any:
-    """Raise ``exc`` (an exception group as its one chosen member), without chaining."""
-    chosen = pick_exception(exc)
+    """Raise ``exc`` (a group as its chosen member; cut: ``for_caller``), without chaining."""
+    chosen = for_caller(pick_exception(exc))
     context = chosen.__context__
     try:
         raise chosen
@@ -153,7 +153,14 @@ class _Control:
             if self._abandoned:
                 scope.cancel()
 
-    def abandon(self, portal: BlockingPortal) -> None:
+    def cancel_here(self) -> None:
+        """In the loop thread: cancel the task now (or as it starts)."""
+        with self._lock:
+            self._abandoned = True
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def abandon(self, portal: Portal) -> None:
         """In the caller: cancel the task and give it a bounded time to wind down."""
         with self._lock:
             self._abandoned = True
@@ -161,8 +168,8 @@ class _Control:
         if scope is None or self.finished.is_set():
             return  # not started yet (it cancels itself when it does), or already over
         try:
-            portal.start_task_soon(scope.cancel)
-        except RuntimeError:  # the portal has stopped: the task was cancelled with it
+            portal.spawn(scope.cancel)
+        except LMStudioConnectionError:  # the portal has stopped: the task went with it
             return
         self.finished.wait(CANCEL_WAIT)
 
@@ -230,6 +237,7 @@ class Portal:
         self._portal.call(self._remember_thread)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._controls: weakref.WeakSet[_Control] = weakref.WeakSet()  # calls in flight
 
     def _remember_thread(self) -> None:
         self._thread_id = threading.get_ident()
@@ -251,8 +259,8 @@ class Portal:
                 return
             self._closed = True
         if self.in_loop_thread:  # a finalizer run by the loop's own thread: cannot join
-            with contextlib.suppress(Exception):
-                self._portal._task_group.cancel_scope.cancel()
+            for control in list(self._controls):
+                control.cancel_here()
             return
         with contextlib.suppress(RuntimeError):  # already stopped
             self._portal.call(self._portal.stop, True)
@@ -262,7 +270,10 @@ class Portal:
 
     def run(self, function: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
         """``await function(*args, **kwargs)`` in the loop; block until it is done."""
-        return self.run_relayed(lambda _relay: function(*args, **kwargs))
+        try:
+            return self.run_relayed(lambda _relay: function(*args, **kwargs))
+        except LMStudioError as exc:  # cut here: the frames below are the portal's
+            raise for_caller(exc)  # noqa: B904 - the same exception, chained as it was
 
     def run_sync(self, function: Callable[..., T], /, *args: Any) -> T:
         """``function(*args)`` in the loop thread (to read objects that live there)."""
@@ -286,6 +297,7 @@ class Portal:
         inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         relay = Relay(inbox)
         control = _Control()
+        self._controls.add(control)
 
         async def task() -> None:
             outcome: _Outcome[T] | _Cancelled = _CANCELLED
@@ -304,29 +316,31 @@ class Portal:
                 control.finished.set()
                 inbox.put(outcome)
 
+        self.spawn(task)
         try:
-            self._portal.start_task_soon(task)
             while True:
                 item = inbox.get()
                 if isinstance(item, (_Outcome, _Cancelled)):
                     break
                 self._serve(item)
-        except RuntimeError as exc:
-            if self._portal_stopped(exc):
-                raise _closed_error() from None
-            control.abandon(self._portal)
-            raise
         except BaseException:
-            control.abandon(self._portal)
+            control.abandon(self)
             raise
         if isinstance(item, _Cancelled):  # not by us: the client is being closed
             raise _closed_error()
-        outcome: _Outcome[T] = item
-        return outcome.unwrap()
+        if item.error is not None:
+            _reraise(item.error)
+        return item.value  # type: ignore[return-value]
 
-    @staticmethod
-    def _portal_stopped(exc: RuntimeError) -> bool:
-        return "portal is not running" in str(exc)
+    def spawn(self, function: Callable[..., Any], *args: Any) -> None:
+        """Start ``function(*args)`` in the loop; ``LMStudioConnectionError`` once closed."""
+        # Our flag is set before the portal stops: it tells its RuntimeError from others.
+        try:
+            self._portal.start_task_soon(function, *args)
+        except RuntimeError:
+            if self._closed:
+                raise _closed_error() from None
+            raise
 
     def _serve(self, request: _Request) -> None:
         """Run a relayed callback here; hand its outcome (an ``Exception``) to the loop."""
@@ -335,8 +349,8 @@ class Portal:
         except Exception as exc:  # the async code raises it, as in the async API
             request.outcome = _Outcome(error=exc)
         # A BaseException (KeyboardInterrupt) goes on: run_relayed cancels the call.
-        with contextlib.suppress(RuntimeError):  # the portal stopped meanwhile
-            self._portal.start_task_soon(request.done.set)
+        with contextlib.suppress(LMStudioConnectionError):  # the portal stopped meanwhile
+            self.spawn(request.done.set)
 
 
 class Held(Generic[T]):
@@ -410,18 +424,21 @@ class Held(Generic[T]):
             raise _closed_error()
         self.state = "entering"
         try:
-            self._portal._portal.start_task_soon(self._hold)
+            self._portal.spawn(self._hold)
+        except BaseException:
+            self.state = "exited"
+            raise
+        self._portal._controls.add(self._control)
+        try:
             value = self._entered.result()
         except concurrent.futures.CancelledError:
             self.state = "exited"
             raise _closed_error() from None
         except BaseException as exc:
             self.state = "exited"
-            if isinstance(exc, RuntimeError) and Portal._portal_stopped(exc):
-                raise _closed_error() from None
             if self._entered.done() and self._entered.exception() is exc:
                 _reraise(exc)  # __aenter__ failed
-            self._control.abandon(self._portal._portal)  # interrupted while entering
+            self._control.abandon(self._portal)  # interrupted while entering
             raise
         self.state = "open"
         return value
@@ -434,148 +451,15 @@ class Held(Generic[T]):
         assert self._exit_requested is not None
         self._exit_info = exc
         try:
-            self._portal._portal.start_task_soon(self._exit_requested.set)
+            self._portal.spawn(self._exit_requested.set)
+        except LMStudioConnectionError:
+            return False  # the client was closed: the stream was left then
+        try:
             self._control.finished.wait()
-        except RuntimeError as error:
-            if Portal._portal_stopped(error):
-                return False  # the client was closed: the stream was left then
-            self._control.abandon(self._portal._portal)
-            raise
         except BaseException:
-            self._control.abandon(self._portal._portal)
+            self._control.abandon(self._portal)
             raise
         outcome = self._outcome
         if outcome is None:
             return False  # cancelled: the client was closed meanwhile
         return outcome.unwrap()
-
-
-async def _drain(
-    iterator: AsyncIterator[T], limit: int
-) -> tuple[list[T], bool, BaseException | None]:
-    """The next items of ``iterator``: wait for one, then take what is ready (``<= limit``).
-
-    Returns ``(items, ended, error)``: ``error`` is what the iterator raised after it had
-    given items (it is raised once those are used). Items already buffered are taken
-    without waiting by asking for the next one inside an already-cancelled scope: a
-    receive that does not have to wait never reaches a checkpoint, and one that would wait
-    is cancelled before it has consumed anything (the async streams are
-    cancellation-safe, as ``move_on_after`` around ``async for`` requires). An async
-    generator cannot be used that way (the cancellation would finish it), so it gives one
-    item per trip.
-    """
-    try:
-        items = [await iterator.__anext__()]
-    except StopAsyncIteration:
-        return [], True, None
-    if inspect.isasyncgen(iterator):
-        return items, False, None
-    while len(items) < limit:
-        with anyio.CancelScope() as scope:
-            scope.cancel()
-            try:
-                item = await iterator.__anext__()
-            except StopAsyncIteration:
-                return items, True, None
-            except anyio.get_cancelled_exc_class():
-                raise  # caught by the scope: nothing more is ready
-            except Exception as exc:  # after items: deliver those first
-                return items, True, exc
-        if scope.cancelled_caught:
-            break
-        items.append(item)
-    return items, False, None
-
-
-class Feed(Iterator[R], Generic[T, R]):
-    """A blocking iterator over an async iterator living in the loop.
-
-    Items are fetched several per trip through the portal (see :func:`_drain`) and kept
-    here until used, so breaking out of a ``for`` loop loses nothing: iterating again goes
-    on where it stopped. ``convert`` turns each item into what the user sees (it runs in
-    the calling thread). ``usable()`` says whether the stream may still be read (``False``
-    once its ``with`` block has been left).
-    """
-
-    def __init__(
-        self,
-        portal: Portal,
-        iterator: AsyncIterator[T],
-        convert: Callable[[T], R] | None = None,
-        *,
-        usable: Callable[[], bool] | None = None,
-    ) -> None:
-        self._portal = portal
-        self._iterator = iterator
-        self._convert = convert
-        self._usable = usable
-        self._pending: deque[T] = deque()
-        self._ended = False
-        self._error: BaseException | None = None
-
-    def __iter__(self) -> Feed[T, R]:
-        return self
-
-    def __next__(self) -> R:
-        if not self._pending:
-            if self._error is not None:
-                error, self._error = self._error, None
-                _reraise(error)
-            if self._ended:
-                raise StopIteration
-            if self._usable is not None and not self._usable():
-                raise RuntimeError(
-                    "the stream's `with` block has been left: read it inside the block"
-                )
-            items, self._ended, self._error = self._portal.run(_drain, self._iterator, FEED_BATCH)
-            self._pending.extend(items)
-            if not self._pending:
-                raise StopIteration  # pragma: no cover (a drain gives an item or ends)
-        item = self._pending.popleft()
-        return item if self._convert is None else self._convert(item)  # type: ignore[return-value]
-
-
-class HeldStream(Generic[T]):
-    """Base of the sync stream context managers: holds the async one open in the loop.
-
-    ``make`` builds the async context manager; it is called in the loop thread when the
-    ``with`` block is entered (so its argument errors come out of ``with``).
-    """
-
-    def __init__(
-        self, get_portal: Callable[[], Portal], make: Callable[[], AbstractAsyncContextManager[T]]
-    ) -> None:
-        self._get_portal = get_portal
-        self._make = make
-        self._held: Held[T] | None = None
-        self._async_stream: T | None = None
-
-    def _portal(self) -> Portal:
-        return self._get_portal()
-
-    @property
-    def _state(self) -> str:
-        return "new" if self._held is None else self._held.state
-
-    def _enter_async(self) -> T:
-        if self._held is not None:
-            raise RuntimeError("a stream can be used in `with` only once")
-        self._held = Held(self._get_portal(), self._make)
-        self._async_stream = self._held.enter()
-        return self._async_stream
-
-    def _stream(self) -> T:
-        if self._async_stream is None:
-            raise RuntimeError("use the stream in a `with` block first")
-        return self._async_stream
-
-    def _is_open(self) -> bool:
-        return self._held is not None and self._held.state == "open"
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return False if self._held is None else self._held.exit(exc)

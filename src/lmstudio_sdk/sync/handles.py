@@ -279,6 +279,7 @@ class LLM(ModelHandle):
         on_prediction_completed: Callable[[PredictionResult], Any] | None = None,
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         handle_invalid_tool_request: Callable[[Exception, ToolCallRequest], Any] | None = None,
+        tool_timeout: float | None = None,
         timeout: float | DefaultType | None = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> ActResult:
@@ -291,14 +292,18 @@ class LLM(ModelHandle):
         ``max_parallel_tool_calls`` run at once. Results go back to the model in the order
         of the calls, JSON-encoded. A tool that raises, an unknown tool or bad arguments
         become an error text for the model: ``handle_invalid_tool_request(exc, request)``
-        returns what the model sees (default: the error message; raise to stop ``act``).
+        returns what the model sees (default, and when it returns ``None``: the error
+        message; raise to stop ``act``). ``tool_timeout`` (seconds) bounds each tool call
+        whose :class:`~lmstudio_sdk.Tool` sets no ``timeout``: a late call becomes an error
+        text too (a sync tool's thread is abandoned, not waited for).
 
         ``chat`` is not modified: ``on_message(message)`` receives each new assistant and
         tool message (``on_message=chat.append`` keeps a history). ``on_round_start(i)``
         and ``on_round_end(i)`` get the round index (from 0); ``on_prediction_completed``
         each round's :class:`~lmstudio_sdk.PredictionResult`. ``max_prediction_rounds``
         bounds the rounds (the last one offers no tools). Cancelling ``act`` cancels the
-        running tools and the prediction on the server.
+        running tools (abandons sync tools' threads) and the prediction on the server;
+        nothing of the cancelled round is reported and no new round starts.
         """
         return self._portal().run_relayed(
             lambda relay: self._async.act(
@@ -313,6 +318,7 @@ class LLM(ModelHandle):
                 on_prediction_completed=relay.optional(on_prediction_completed),
                 on_prediction_fragment=relay.optional(on_prediction_fragment),
                 handle_invalid_tool_request=relay.optional(handle_invalid_tool_request),
+                tool_timeout=tool_timeout,
                 timeout=timeout,
                 **options,
             )

@@ -101,7 +101,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | None = None,
+        ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
     ) -> LoadStream[H]:
@@ -110,7 +110,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         ``with client.llm.load_stream(key) as load:`` then ``for progress in
         load`` (0..1) and ``load.result()``. Leaving the block before the load finished
         cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
-        time; ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
+        time (default one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
         options; ``timeout`` is the longest silence allowed between progress reports.
         """
         return LoadStream(
@@ -126,7 +126,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | None = None,
+        ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
@@ -158,7 +158,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         self,
         key: str | None = None,
         *,
-        ttl: float | None = None,
+        ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,

@@ -1,7 +1,7 @@
 """Blocking streams: context managers that yield iterators.
 
 Each holds the async stream's ``async with`` open in one task of the client's event loop
-(:class:`~._portal.Held`) and reads it several items per trip (:class:`~._portal.Feed`).
+(:class:`~._portal.Held`) and reads it several items per trip (:class:`~._feed.Feed`).
 Leaving the ``with`` block for any reason (its end, ``break``, an exception, Ctrl-C)
 leaves the async block, which cancels the work on the server if it has not ended.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .._async import namespaces as aio
 from .._async import prediction as aio_prediction
 from ..results import PredictionEvent, PredictionFragment, PromptProcessingProgress
-from ._portal import Feed, HeldStream
+from ._feed import Feed, HeldStream
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -9,7 +9,9 @@ entry point, so installing lmstudio-sdk makes its fixtures available:
   indirectly with ``"real"``) to get the bundled real models instead;
 * ``lmstudio_server_url``: its ``ws://host:port`` base URL;
 * ``lmstudio_server_options`` (session scope): override it in your ``conftest.py`` to
-  change the models, faults or authentication of the scripted server.
+  change the models, faults or authentication of the scripted server;
+* ``lmstudio_no_open_channels``: fails the test if it left a channel open on the server
+  (:func:`assert_no_open_channels` is the same check, to call yourself).
 
 Scripted models are deterministic and can inject faults (delays, errors, dropped sockets,
 malformed frames, silence): see :func:`lmstudio_sdk.server.scripted_model`.
@@ -25,6 +27,7 @@ from ..server import (
     ServerOptions,
     scripted_model,
 )
+from ._channels import assert_no_open_channels
 
 __all__ = [
     "BackgroundServer",
@@ -32,5 +35,6 @@ __all__ = [
     "Script",
     "ScriptedToolCall",
     "ServerOptions",
+    "assert_no_open_channels",
     "scripted_model",
 ]

@@ -14,6 +14,9 @@ Fixtures:
     not installed. One server of each kind per test session.
 ``lmstudio_server_url``
     ``lmstudio_server.url`` (``ws://127.0.0.1:<port>``).
+``lmstudio_no_open_channels``
+    Use it in a test (or ``@pytest.mark.usefixtures``) to fail the test if it leaves a
+    channel open on ``lmstudio_server`` (a stream never closed, a task still reading).
 
 Connect your own client to ``lmstudio_server_url`` (``AsyncClient(lmstudio_server_url)``
 or ``Client(lmstudio_server_url)``); see ``docs/testing.md``.
@@ -28,9 +31,11 @@ import pytest
 
 from ..server import BackgroundServer, ServerOptions, bundled_models, scripted_models
 from ..server._options import REAL_MODELS_INSTALL_HINT
+from ._channels import assert_no_open_channels
 
 __all__ = [
     "REAL_MODEL_MARKER",
+    "lmstudio_no_open_channels",
     "lmstudio_server",
     "lmstudio_server_options",
     "lmstudio_server_url",
@@ -92,3 +97,14 @@ def lmstudio_server(
 def lmstudio_server_url(lmstudio_server: BackgroundServer) -> str:
     """The running server's base URL, ``ws://127.0.0.1:<port>``."""
     return lmstudio_server.url
+
+
+@pytest.fixture
+def lmstudio_no_open_channels(lmstudio_server: BackgroundServer) -> Iterator[BackgroundServer]:
+    """The server; after the test, fail if the test left channels open on it.
+
+    Channels already open when the test started (left by an earlier test) do not count.
+    """
+    baseline = lmstudio_server.stats.snapshot().open_by_endpoint
+    yield lmstudio_server
+    assert_no_open_channels(lmstudio_server, baseline=baseline)

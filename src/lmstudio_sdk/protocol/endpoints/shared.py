@@ -312,26 +312,40 @@ register_tagged_union(UserContentPart)
 register_tagged_union(AssistantContentPart)
 
 
+class _MessageText:
+    """``.text`` of a chat message: what a reader of the message wants, without the parts."""
+
+    __slots__ = ()
+    content: list[Any]
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined; for a tool message its results, one a line."""
+        if getattr(self, "role", None) == "tool":
+            return "\n".join(part.content for part in self.content)
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
 @attrs.frozen
-class UserMessage:
+class UserMessage(_MessageText):
     role: Literal["user"] = attrs.field(default="user", init=False)
     content: list[UserContentPart]
 
 
 @attrs.frozen
-class SystemMessage:
+class SystemMessage(_MessageText):
     role: Literal["system"] = attrs.field(default="system", init=False)
     content: list[UserContentPart]
 
 
 @attrs.frozen
-class AssistantMessage:
+class AssistantMessage(_MessageText):
     role: Literal["assistant"] = attrs.field(default="assistant", init=False)
     content: list[AssistantContentPart]
 
 
 @attrs.frozen
-class ToolMessage:
+class ToolMessage(_MessageText):
     role: Literal["tool"] = attrs.field(default="tool", init=False)
     content: list[ToolCallResultPart]
 
