@@ -316,8 +316,9 @@ class Portal:
                 control.finished.set()
                 inbox.put(outcome)
 
-        self.spawn(task)
         try:
+            # Inside the try: the task may start, and an interrupt arrive, before spawn returns.
+            self.spawn(task)
             while True:
                 item = inbox.get()
                 if isinstance(item, (_Outcome, _Cancelled)):
