@@ -32,9 +32,7 @@ def models() -> tuple[object, ...]:
 
 @pytest.fixture
 def server() -> Iterator[BackgroundServer]:
-    # An LLM and an embedding model at once: LM Studio's auto-evict of JIT loads is off.
-    options = ServerOptions(port=0, models=models(), jit_unload_previous=False)  # type: ignore[arg-type]
-    with BackgroundServer(options) as running:
+    with BackgroundServer(ServerOptions(port=0, models=models())) as running:  # type: ignore[arg-type]
         yield running
 
 

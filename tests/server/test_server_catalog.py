@@ -282,23 +282,27 @@ async def test_a_jit_load_unloads_the_previous_jit_model(
         assert sorted(i.identifier for i in await client.result(llm.LIST_LOADED)) == ["b", "c"]
 
 
-async def test_jit_eviction_crosses_domains_and_can_be_turned_off(
+async def test_jit_eviction_keeps_other_domains_and_can_be_turned_off(
     server_factory: Callable[..., BackgroundServer],
 ) -> None:
-    models = [scripted_model("a"), scripted_model("e", domain="embedding")]
+    models = [scripted_model("a"), scripted_model("b"), scripted_model("e", domain="embedding")]
     for evict in (True, False):
         server = server_factory(models=models, jit_unload_previous=evict)
         async with connect(server, "llm") as llm_client, connect(server, "embedding") as emb:
             await get_or_load(llm_client, "a")
+            # An embedding model next to the LLM (RAG): nothing is evicted.
             channel = await emb.open(
                 embedding.GET_OR_LOAD,
                 GetOrLoadCreationParameter(identifier="e", load_config_stack=stack()),
             )
             packets, _ = await emb.until_end(channel)
+            assert not [p for p in packets if isinstance(p, GetOrLoadUnloadingOtherJITModel)]
+            packets = await _jit_load(llm_client, "b")
             evicted = [p for p in packets if isinstance(p, GetOrLoadUnloadingOtherJITModel)]
             assert [p.info.identifier for p in evicted] == (["a"] if evict else [])
             still = [i.identifier for i in await llm_client.result(llm.LIST_LOADED)]
-            assert still == ([] if evict else ["a"])
+            assert still == (["b"] if evict else ["a", "b"])
+            assert [i.identifier for i in await emb.result(embedding.LIST_LOADED)] == ["e"]
 
 
 # --- a load cancelled while its engine works in a thread -----------------------------------

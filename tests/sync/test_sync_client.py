@@ -52,10 +52,7 @@ TEXT = Script(text="The quick brown fox jumps over the lazy dog.")
 @pytest.fixture
 def server() -> Iterator[BackgroundServer]:
     models = (scripted_model(KEY, script=SLOW), scripted_model(EMBEDDING, domain="embedding"))
-    # These tests hold an LLM and an embedding model at once: LM Studio's auto-evict of
-    # just-in-time loaded models is off, as a user of both would set it.
-    options = ServerOptions(port=0, models=models, jit_unload_previous=False)
-    with BackgroundServer(options) as running:
+    with BackgroundServer(ServerOptions(port=0, models=models)) as running:
         yield running
 
 

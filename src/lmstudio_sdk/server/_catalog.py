@@ -390,9 +390,9 @@ class ModelCatalog:
             )
         await self.unload(instance)
 
-    def jit_loaded(self) -> list[Instance]:
-        """Instances ``getOrLoad`` loaded (of either domain), oldest first."""
-        return [i for i in self._instances if i.jit]
+    def jit_loaded(self, domain: Domain) -> list[Instance]:
+        """Instances of a domain that ``getOrLoad`` loaded, oldest first."""
+        return [i for i in self.loaded(domain) if i.jit]
 
     async def preload(self, preloads: Sequence[Preload]) -> None:
         """Load a catalogue's ``preload`` models (server start; explicit, never evicted)."""

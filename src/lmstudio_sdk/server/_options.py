@@ -237,9 +237,9 @@ class ServerOptions:
     :param catalog: a catalogue file (path) or :class:`~lmstudio_sdk.server.Catalog`: models
         named the LM Studio way, some loaded at start (``docs/server.md``). Its models are
         served in addition to ``models``; with a catalogue, ``models=None`` means none more.
-    :param jit_unload_previous: like LM Studio's default, a ``getOrLoad`` that loads a model
-        first unloads the models earlier ``getOrLoad`` calls loaded (never the ones loaded
-        explicitly); ``False`` keeps them.
+    :param jit_unload_previous: like LM Studio's default (Auto-Evict), a ``getOrLoad`` that
+        loads a model first unloads the models of its domain that earlier ``getOrLoad`` calls
+        loaded (never the ones loaded explicitly); ``False`` keeps them.
     """
 
     host: str = "127.0.0.1"

@@ -234,14 +234,15 @@ async def load_with_progress(
     return instance
 
 
-async def unload_other_jit_models(context: ChannelContext) -> None:
-    """LM Studio's default: a JIT load first unloads the earlier JIT-loaded models.
+async def unload_other_jit_models(context: ChannelContext, domain: Domain) -> None:
+    """LM Studio's default (Auto-Evict): a JIT load first unloads the earlier JIT loads.
 
-    Only instances ``getOrLoad`` loaded go (of either domain), each announced with an
-    ``unloadingOtherJITModel`` packet; explicitly loaded ones stay.
+    Only instances ``getOrLoad`` loaded go, each announced with an ``unloadingOtherJITModel``
+    packet; explicitly loaded ones stay. Only those of the same domain: an application that
+    JIT-loads an LLM and an embedding model (RAG, the official clients' examples) keeps both.
     """
     catalog = context.server.catalog
-    for other in catalog.jit_loaded():
+    for other in catalog.jit_loaded(domain):
         await context.send(GetOrLoadUnloadingOtherJITModel(instance_info(other)))
         await catalog.unload(other, reason=" (another model was loaded just in time)")
 
@@ -265,7 +266,7 @@ async def get_or_load(context: ChannelContext, parameter: GetOrLoadCreationParam
         identifier = catalog.new_identifier(model)
         await context.send(ns.GetOrLoadStartLoading(identifier, model_info(model.facts)))
         if context.server.options.jit_unload_previous:
-            await unload_other_jit_models(context)
+            await unload_other_jit_models(context, domain)
         instance = await load_with_progress(
             context,
             model,
