@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,6 +237,9 @@ class ServerOptions:
     :param catalog: a catalogue file (path) or :class:`~lmstudio_sdk.server.Catalog`: models
         named the LM Studio way, some loaded at start (``docs/server.md``). Its models are
         served in addition to ``models``; with a catalogue, ``models=None`` means none more.
+    :param frame_recorder: called on the server's thread with ``(namespace, frame)`` for
+        every frame an authenticated client sends (a test hook: comparing what two clients
+        send for the same steps). Never sees the authentication frame.
     :param jit_unload_previous: like LM Studio's default (Auto-Evict), a ``getOrLoad`` that
         loads a model first unloads the models of its domain that earlier ``getOrLoad`` calls
         loaded (never the ones loaded explicitly); ``False`` keeps them.
@@ -259,6 +262,9 @@ class ServerOptions:
     llama_threads: int = attrs.field(default=2, validator=_check_positive)
     catalog: Catalog | None = attrs.field(default=None, converter=_catalog_converter)
     jit_unload_previous: bool = True
+    frame_recorder: Callable[[str, str | bytes], object] | None = attrs.field(
+        default=None, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.require_auth and not self.api_tokens:

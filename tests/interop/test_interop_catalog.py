@@ -1,0 +1,104 @@
+"""LM Studio fidelity with the real models: a catalogue's names, LM Studio's errors, loads.
+
+The official clients run their catalogue scenario (``official_python_catalog.py``,
+``interop_catalog.mjs``) against ``docs/examples/catalog.toml``, where SmolLM2 is served as
+``llama-3.2-1b-instruct`` and MiniLM as ``text-embedding-nomic-embed-text-v1.5``; our SDK
+runs the same checks in-process.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from test_interop import TEST_TIMEOUT, run_passing_scenario
+
+from lmstudio_sdk import AsyncClient, LMStudioModelNotFoundError, LMStudioServerError
+
+pytestmark = pytest.mark.interop
+
+HERE = Path(__file__).resolve().parent
+LLM_KEY = "llama-3.2-1b-instruct"
+LLM_PATH = "hugging-quants/llama-3.2-1b-instruct"
+EMBEDDING_KEY = "text-embedding-nomic-embed-text-v1.5"
+EMBEDDING_PATH = "nomic-ai/nomic-embed-text-v1.5"
+MINILM_DIMENSIONS = 384
+HELLO_WORLD_TOKENS = 4  # [CLS] hello world [SEP]
+
+
+def assert_catalogue_results(summary: dict[str, Any]) -> None:
+    """What a user of either official client checks after the catalogue scenario."""
+    assert summary["llm"]["identifier"] == LLM_KEY
+    assert summary["llm"]["text"].strip()
+    assert summary["embedding"] == {
+        "dimensions": MINILM_DIMENSIONS,
+        "tokens": HELLO_WORLD_TOKENS,
+        "count": HELLO_WORLD_TOKENS,
+    }
+    assert summary["loadedAfter"] == []
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_python_client_finds_catalogue_models(
+    catalog_server: Any, python_client_command: list[str]
+) -> None:
+    host = urlsplit(catalog_server.url).netloc
+    script = str(HERE / "official_python_catalog.py")
+    summary = run_passing_scenario([python_client_command[0], script, "--host", host])
+    assert summary["paths"] == {LLM_KEY: LLM_PATH, EMBEDDING_KEY: EMBEDDING_PATH}
+    assert_catalogue_results(summary)
+    # The client's own error classes: model-not-found for an unknown identifier.
+    assert summary["unloadUnknown"] == "LMStudioModelNotFoundError"
+    assert re.search("Model load error.*already exists", summary["identifierTaken"])
+    assert "Model does not support images" in summary["imageRefused"]
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_js_client_finds_catalogue_models(
+    catalog_server: Any, js_client_command: list[str]
+) -> None:
+    script = str(HERE / "interop_catalog.mjs")
+    summary = run_passing_scenario([js_client_command[0], script, "--base-url", catalog_server.url])
+    assert_catalogue_results(summary)
+    assert summary["unloadUnknown"]["code"] == "generic.noModelMatchingQuery"
+    assert re.search("Model load error.*already exists", summary["identifierTaken"]["message"])
+    assert "Model does not support images" in summary["imageRefused"]["message"]
+    assert summary["sdkLog"] == []
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+async def test_our_sdk_finds_catalogue_models_and_maps_the_errors(catalog_server: Any) -> None:
+    async with AsyncClient(catalog_server.url) as client:
+        by_path = await client.llm.model(LLM_PATH)
+        assert by_path.identifier == LLM_KEY
+        assert (await client.llm.model(LLM_KEY)) == by_path
+        embedder = await client.embedding.model(EMBEDDING_PATH)
+        assert embedder.identifier == EMBEDDING_KEY
+        assert len(await embedder.embed("Hello world")) == MINILM_DIMENSIONS
+        assert len(await embedder.tokenize("Hello world")) == HELLO_WORLD_TOKENS
+        assert await embedder.count_tokens("Hello world") == HELLO_WORLD_TOKENS
+        with pytest.raises(LMStudioModelNotFoundError):
+            await client.llm.unload("nobody")
+        twin = await client.llm.load(LLM_KEY, identifier="twin")
+        with pytest.raises(LMStudioServerError, match=r"Model load error.*already exists"):
+            await client.llm.load(LLM_KEY, identifier="twin")
+        await twin.unload()
+        await by_path.unload()
+        await embedder.unload()
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+async def test_a_cancelled_real_load_leaves_nothing_loaded(catalog_server: Any) -> None:
+    async with AsyncClient(catalog_server.url) as client:
+        async with client.llm.load_stream(LLM_KEY, identifier="victim") as load:
+            async for _progress in load:
+                break  # the first report comes as llama.cpp starts: leave (cancel) mid-load
+        # The server holds a model's next load until the cancelled one has ended, so this
+        # load of the same identifier runs after it: it succeeds only if nothing leaked.
+        victim = await client.llm.load(LLM_KEY, identifier="victim")
+        assert [m.identifier for m in await client.llm.list_loaded()] == ["victim"]
+        await victim.unload()
+        assert await client.llm.list_loaded() == []
