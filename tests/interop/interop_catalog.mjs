@@ -5,7 +5,8 @@
 //
 // Run against `lmsdk serve --catalog docs/examples/catalog.toml`. Models are named the LM
 // Studio way (key and path), and LM Studio's errors are checked the way a JS user sees them
-// (the error's message is the server's title, `displayData.code` its code). A JSON summary
+// (the error's message: the server's title, or the client's rendering of its display data,
+// e.g. for generic.noModelMatchingQuery). A JSON summary
 // goes to stdout as one line ("ok", and "failure" naming the step); exit status 1 on failure.
 
 import { parseArgs } from "node:util";
@@ -33,7 +34,7 @@ async function rejection(promise) {
   try {
     await promise;
   } catch (error) {
-    return { message: String(error?.message), code: error?.displayData?.code ?? null };
+    return { message: String(error?.message) };
   }
   throw new CheckFailed("expected an error, the call succeeded");
 }
