@@ -109,6 +109,7 @@ BASE = {"key": "m", "type": "llm", "source": "scripted"}
         ({**BASE, "engine": "llama"}, "runs on the 'scripted' engine, not 'llama'"),
         ({**BASE, "context_length": "big"}, "context_length must be an integer"),
         ({**BASE, "context_length": 0}, "context_length must be >= 1"),
+        ({**BASE, "context_length": True}, "context_length must be an integer"),
         ({**BASE, "vision": "yes"}, "vision must be true or false"),
         ({**BASE, "type": "embedding", "vision": True}, "vision only applies to llm"),
         ({**BASE, "aliases": [""]}, "aliases must be a list of non-empty strings"),

@@ -130,9 +130,9 @@ def _get(entry: Mapping[str, Any], name: str, kind: type | tuple[type, ...], whe
     value = entry.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise CatalogError(f"{where}: {name} must be {_kind_name(kind)}, not {value!r}")
-    if not isinstance(value, kind):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # TOML booleans are Python ints: true is not a context length.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise CatalogError(f"{where}: {name} must be {_kind_name(kind)}, not {value!r}")
     return value
 
