@@ -54,7 +54,11 @@ const logger = {
 
 async function main() {
   const { values: args } = parseArgs({
-    options: { "base-url": { type: "string" }, "step-timeout": { type: "string", default: "120" } },
+    options: {
+      "base-url": { type: "string" },
+      "step-timeout": { type: "string", default: "120" },
+      jit: { type: "boolean", default: false },
+    },
     strict: true,
   });
   const stepTimeout = Number(args["step-timeout"]) * 1000;
@@ -73,6 +77,25 @@ async function main() {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  if (args.jit) {
+    // LM Studio's Auto-Evict, against a catalogue with model-a, model-b and model-c.
+    await step("explicit load", () => client.llm.load("model-c", { identifier: "pinned", verbose: false }));
+    await step("jit loads", async () => {
+      await client.llm.model("model-a", { verbose: false });
+      const afterA = (await client.llm.listLoaded()).map(m => m.identifier).sort();
+      await client.llm.model("model-b", { verbose: false }); // evicts the JIT-loaded model-a
+      const afterB = (await client.llm.listLoaded()).map(m => m.identifier).sort();
+      summary.jit = { afterA, afterB };
+    });
+    await step("unload", async () => {
+      for (const m of await client.llm.listLoaded()) await m.unload();
+    });
+    await client[Symbol.asyncDispose]();
+    summary.sdkLog = sdkLog;
+    summary.ok = true;
+    return;
   }
 
   await step("list", async () => {

@@ -116,14 +116,34 @@ def run(host: str, step_timeout: float) -> None:
         summary["loadedAfter"] = [m.identifier for m in client.llm.list_loaded()]
 
 
+def run_jit(host: str, step_timeout: float) -> None:
+    """``--jit``: LM Studio's Auto-Evict, against a catalogue with ``model-a``, ``-b``, ``-c``."""
+    import lmstudio as lms
+
+    lms.set_sync_api_timeout(step_timeout)
+    with lms.Client(host) as client:
+        begin("explicit load")
+        client.llm.load_new_instance("model-c", "pinned")
+        begin("jit loads")
+        client.llm.model("model-a")
+        after_a = sorted(m.identifier for m in client.llm.list_loaded())
+        client.llm.model("model-b")  # evicts the JIT-loaded model-a, not "pinned"
+        after_b = sorted(m.identifier for m in client.llm.list_loaded())
+        summary["jit"] = {"afterA": after_a, "afterB": after_b}
+        begin("unload")
+        for handle in client.llm.list_loaded():
+            handle.unload()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", required=True, help="api_host, e.g. 127.0.0.1:41343")
     parser.add_argument("--step-timeout", type=float, default=120.0)
+    parser.add_argument("--jit", action="store_true", help="run the Auto-Evict steps only")
     args = parser.parse_args(argv)
     code = 0
     try:
-        run(args.host, args.step_timeout)
+        (run_jit if args.jit else run)(args.host, args.step_timeout)
         summary["ok"] = True
     except Exception as exc:
         code = 1

@@ -94,6 +94,61 @@ async def test_our_sdk_finds_catalogue_models_and_maps_the_errors(catalog_server
         await embedder.unload()
 
 
+JIT_CATALOG = """
+[[model]]
+key = "model-a"
+path = "acme/model-a"
+type = "llm"
+source = "smollm2-135m-instruct"
+
+[[model]]
+key = "model-b"
+path = "acme/model-b"
+type = "llm"
+source = "smollm2-135m-instruct"
+
+[[model]]
+key = "model-c"
+path = "acme/model-c"
+type = "llm"
+source = "smollm2-135m-instruct"
+"""
+
+
+@pytest.fixture(scope="module")
+def jit_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Three real LLMs (all SmolLM2) and LM Studio's default Auto-Evict."""
+    from conftest import require_real_engines
+    from lmstudio_sdk.server import BackgroundServer, ServerOptions
+
+    require_real_engines()
+    catalog = tmp_path_factory.mktemp("jit") / "catalog.toml"
+    catalog.write_text(JIT_CATALOG, encoding="utf-8")
+    with BackgroundServer(ServerOptions(port=0, models=(), catalog=catalog)) as server:
+        yield server
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+@pytest.mark.parametrize("client", ["python", "js"])
+def test_official_clients_see_a_jit_load_evict_the_previous_one(
+    jit_server: Any, client: str, request: pytest.FixtureRequest
+) -> None:
+    if client == "python":
+        command = request.getfixturevalue("python_client_command")[0]
+        script = str(HERE / "official_python_catalog.py")
+        summary = run_passing_scenario(
+            [command, script, "--jit", "--host", urlsplit(jit_server.url).netloc]
+        )
+    else:
+        command = request.getfixturevalue("js_client_command")[0]
+        script = str(HERE / "interop_catalog.mjs")
+        summary = run_passing_scenario([command, script, "--jit", "--base-url", jit_server.url])
+        assert summary["sdkLog"] == []  # the unloadingOtherJITModel packet is understood
+    # The explicitly loaded "pinned" (model-c) stays; the JIT-loaded model-a makes way for b.
+    assert summary["jit"] == {"afterA": ["model-a", "pinned"], "afterB": ["model-b", "pinned"]}
+    assert jit_server.loaded_identifiers() == []
+
+
 @pytest.mark.timeout(TEST_TIMEOUT)
 async def test_a_cancelled_real_load_leaves_nothing_loaded(catalog_server: Any) -> None:
     async with AsyncClient(catalog_server.url) as client:
