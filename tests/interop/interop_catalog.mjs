@@ -89,6 +89,15 @@ async function main() {
       const afterB = (await client.llm.listLoaded()).map(m => m.identifier).sort();
       summary.jit = { afterA, afterB };
     });
+    await step("image to a vision model", async () => {
+      // model-c ("pinned") is declared vision = true
+      const image = await client.files.prepareImageBase64("p.png", PNG_BASE64);
+      const pinned = await client.llm.model("pinned", { verbose: false });
+      const reply = await pinned.respond([{ role: "user", content: "What is this?", images: [image] }], {
+        maxTokens: 8,
+      });
+      summary.visionReply = reply.content;
+    });
     await step("unload", async () => {
       for (const m of await client.llm.listLoaded()) await m.unload();
     });

@@ -130,6 +130,12 @@ def run_jit(host: str, step_timeout: float) -> None:
         client.llm.model("model-b")  # evicts the JIT-loaded model-a, not "pinned"
         after_b = sorted(m.identifier for m in client.llm.list_loaded())
         summary["jit"] = {"afterA": after_a, "afterB": after_b}
+        begin("image to a vision model")  # model-c is declared vision = true
+        chat = lms.Chat()
+        chat.add_user_message("What is this?", images=[client.files.prepare_image(PNG, "p.png")])
+        summary["visionReply"] = (
+            client.llm.model("pinned").respond(chat, config={"maxTokens": 8}).content
+        )
         begin("unload")
         for handle in client.llm.list_loaded():
             handle.unload()

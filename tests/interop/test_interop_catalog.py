@@ -112,6 +112,7 @@ key = "model-c"
 path = "acme/model-c"
 type = "llm"
 source = "smollm2-135m-instruct"
+vision = true
 """
 
 
@@ -130,7 +131,7 @@ def jit_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.mark.timeout(TEST_TIMEOUT)
 @pytest.mark.parametrize("client", ["python", "js"])
-def test_official_clients_see_a_jit_load_evict_the_previous_one(
+def test_official_clients_jit_eviction_and_a_vision_model(
     jit_server: Any, client: str, request: pytest.FixtureRequest
 ) -> None:
     if client == "python":
@@ -146,6 +147,8 @@ def test_official_clients_see_a_jit_load_evict_the_previous_one(
         assert summary["sdkLog"] == []  # the unloadingOtherJITModel packet is understood
     # The explicitly loaded "pinned" (model-c) stays; the JIT-loaded model-a makes way for b.
     assert summary["jit"] == {"afterA": ["model-a", "pinned"], "afterB": ["model-b", "pinned"]}
+    # A model declared vision = true accepts an image (SmolLM2 sees a placeholder).
+    assert summary["visionReply"].strip()
     assert jit_server.loaded_identifiers() == []
 
 
