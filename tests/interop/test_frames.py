@@ -129,15 +129,16 @@ def test_our_sdk_sends_what_the_js_client_sends(js_client_command: list[str]) ->
     assert summary["ok"], f"{summary}\n{proc.stderr[-3000:]}"
     assert summary["cancelStopReason"] == "userStopped"
 
-    ours: Recording = defaultdict(list)
-    with recording_server(ours) as server:
-        anyio.run(our_scenario, server.url)
+    for backend in ("asyncio", "trio"):
+        ours: Recording = defaultdict(list)
+        with recording_server(ours) as server:
+            anyio.run(our_scenario, server.url, backend=backend)
 
-    assert set(ours) == set(js) == {"system", "llm", "embedding"}
-    for namespace in js:
-        theirs = [normalise(m) for m in js[namespace]]
-        mine = [normalise(m) for m in ours[namespace]]
-        assert mine == theirs, namespace
-    # The cancel is the same bare packet on the prediction's channel.
-    cancels = [m for m in ours["llm"] if m["type"] == "channelSend"]
-    assert [m["message"] for m in cancels] == [{"type": "cancel"}]
+        assert set(ours) == set(js) == {"system", "llm", "embedding"}
+        for namespace in js:
+            theirs = [normalise(m) for m in js[namespace]]
+            mine = [normalise(m) for m in ours[namespace]]
+            assert mine == theirs, (backend, namespace)
+        # The cancel is the same bare packet on the prediction's channel.
+        cancels = [m for m in ours["llm"] if m["type"] == "channelSend"]
+        assert [m["message"] for m in cancels] == [{"type": "cancel"}]
