@@ -14,6 +14,8 @@ from typing import Any
 import anyio
 import pytest
 from _server_helpers import connect, get_or_load, stack
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lmstudio_sdk import AsyncClient, Chat, LMStudioModelNotFoundError, LMStudioServerError
 from lmstudio_sdk.protocol.endpoints import embedding, llm, system
@@ -346,3 +348,20 @@ async def test_a_cancelled_load_leaves_nothing_loaded() -> None:
         gate.set()
     assert engine.closed
     assert catalog.loaded() == []
+
+
+_segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._", min_size=1, max_size=12)
+
+
+@given(st.lists(_segment, min_size=1, max_size=4), st.data())
+def test_path_matching_properties(segments: list[str], data: st.DataObject) -> None:
+    path = "/".join(segments)
+    # The whole path matches, whatever the case.
+    assert path_matches(path, path.upper())
+    # Every prefix that ends at a "/" matches; a name cut short inside a segment does not
+    # (unless what is left is the quantisation suffix or extension).
+    cut = data.draw(st.integers(1, len(segments)))
+    assert path_matches(path, "/".join(segments[:cut]))
+    last = segments[cut - 1]
+    if len(last) > 1 and cut < len(segments):
+        assert not path_matches(path, "/".join([*segments[: cut - 1], last[:-1]]))
