@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .errors import LMStudioConnectionError as LMStudioConnectionError
     from .errors import LMStudioError as LMStudioError
     from .errors import LMStudioModelNotFoundError as LMStudioModelNotFoundError
+    from .errors import LMStudioPresetNotFoundError as LMStudioPresetNotFoundError
     from .errors import LMStudioProtocolError as LMStudioProtocolError
     from .errors import LMStudioServerError as LMStudioServerError
     from .errors import LMStudioTimeoutError as LMStudioTimeoutError
@@ -103,6 +104,7 @@ _LAZY: dict[str, str] = {
     "LMStudioTimeoutError": ".errors",
     "LMStudioServerError": ".errors",
     "LMStudioModelNotFoundError": ".errors",
+    "LMStudioPresetNotFoundError": ".errors",
     "LMStudioProtocolError": ".errors",
     "RemoteProtocolError": ".errors",
     "LocalProtocolError": ".errors",

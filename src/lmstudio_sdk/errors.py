@@ -16,6 +16,7 @@ __all__ = [
     "LMStudioConnectionError",
     "LMStudioError",
     "LMStudioModelNotFoundError",
+    "LMStudioPresetNotFoundError",
     "LMStudioProtocolError",
     "LMStudioServerError",
     "LMStudioTimeoutError",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 MODEL_NOT_FOUND_CODES = frozenset({"generic.noModelMatchingQuery", "generic.pathNotFound"})
+PRESET_NOT_FOUND_CODE = "generic.presetNotFound"
 
 
 class LMStudioError(Exception):
@@ -109,6 +111,10 @@ class LMStudioServerError(LMStudioError):
 
 class LMStudioModelNotFoundError(LMStudioServerError):
     """No model matched the query or path (``generic.noModelMatchingQuery``/``pathNotFound``)."""
+
+
+class LMStudioPresetNotFoundError(LMStudioServerError):
+    """No preset matched the one asked for (``generic.presetNotFound``)."""
 
 
 class StructuredOutputError(LMStudioError):

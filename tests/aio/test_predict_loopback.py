@@ -401,11 +401,16 @@ async def test_complete_stream_can_be_cut(server: BackgroundServer) -> None:
 # ------------------------------------------------------------------------------ images
 
 
-async def test_prepare_image_uploads_and_the_chat_refers_to_it(
-    server: BackgroundServer, tmp_path: Path
-) -> None:
+async def test_prepare_image_uploads_and_the_chat_refers_to_it(tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
     path.write_bytes(PNG)
+    # Only a vision model accepts images (as in LM Studio); this one echoes a placeholder.
+    models = (scripted_model(KEY, script=ECHO, vision=True),)
+    with BackgroundServer(ServerOptions(port=0, models=models)) as server:
+        await _send_image(server, path)
+
+
+async def _send_image(server: BackgroundServer, path: Path) -> None:
     async with AsyncClient(server.url) as client:
         from_path = await client.files.prepare_image(path)
         from_bytes = await client.files.prepare_image(PNG, name="snapshot")

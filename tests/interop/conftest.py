@@ -23,6 +23,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 JS_SCRIPT = HERE / "interop.mjs"
 PYTHON_SCRIPT = HERE / "official_python.py"
+EXAMPLE_CATALOG = HERE.parent.parent / "docs" / "examples" / "catalog.toml"
 JS_SDK_PACKAGE_JSON = HERE / "node_modules" / "@lmstudio" / "sdk" / "package.json"
 
 # What the server needs to serve those two models with the real engines: llama.cpp, and the
@@ -75,9 +76,8 @@ def python_client_command() -> list[str]:
     return [sys.executable, str(PYTHON_SCRIPT)]
 
 
-@pytest.fixture(scope="module")
-def interop_server() -> Iterator[Any]:
-    """Our server with its default (real) engines, on a free loopback port, in a thread."""
+def require_real_engines() -> None:
+    """Skip (saying what to install) unless the real engines and models are installed."""
     missing = [
         f"{module} ({remedy})"
         for module, remedy in REAL_ENGINE_MODULES.items()
@@ -86,8 +86,26 @@ def interop_server() -> Iterator[Any]:
     if missing:
         pytest.skip("the real engines are not installed: " + "; ".join(missing))
 
+
+@pytest.fixture(scope="module")
+def interop_server() -> Iterator[Any]:
+    """Our server with its default (real) engines, on a free loopback port, in a thread."""
+    require_real_engines()
+
     from lmstudio_sdk.server import BackgroundServer, ServerOptions
 
     with BackgroundServer(ServerOptions(host="127.0.0.1", port=0)) as server:
         assert server.url == f"ws://127.0.0.1:{server.port}", server.url
+        yield server
+
+
+@pytest.fixture(scope="module")
+def catalog_server() -> Iterator[Any]:
+    """Our server with ``docs/examples/catalog.toml``: the real models under LM Studio names."""
+    require_real_engines()
+
+    from lmstudio_sdk.server import BackgroundServer, ServerOptions
+
+    options = ServerOptions(host="127.0.0.1", port=0, models=(), catalog=EXAMPLE_CATALOG)
+    with BackgroundServer(options) as server:
         yield server

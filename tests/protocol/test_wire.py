@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from lmstudio_sdk.errors import (
     LMStudioModelNotFoundError,
+    LMStudioPresetNotFoundError,
     LMStudioServerError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -331,7 +332,11 @@ def test_serialized_error_leaves_unset_fields_out() -> None:
             LMStudioModelNotFoundError,
         ),
         ({"code": "generic.pathNotFound"}, "generic.pathNotFound", LMStudioModelNotFoundError),
-        ({"code": "generic.presetNotFound"}, "generic.presetNotFound", LMStudioServerError),
+        (
+            {"code": "generic.presetNotFound"},
+            "generic.presetNotFound",
+            LMStudioPresetNotFoundError,
+        ),
         ({"code": 5}, None, LMStudioServerError),
         (UNSET, None, LMStudioServerError),
     ],

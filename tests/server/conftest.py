@@ -23,6 +23,9 @@ def server_factory() -> Iterator[Callable[..., BackgroundServer]]:
         options.setdefault("host", "127.0.0.1")
         options.setdefault("port", 0)
         options.setdefault("models", scripted_test_models())
+        # These tests juggle several models at once: LM Studio's auto-evict of just-in-time
+        # loaded models is off unless a test turns it on (test_server_catalog.py does).
+        options.setdefault("jit_unload_previous", False)
         server = BackgroundServer(ServerOptions(**options), shutdown_timeout=15)
         server.start()
         started.append(server)

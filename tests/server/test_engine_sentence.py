@@ -109,9 +109,11 @@ async def test_same_vectors_as_sentence_transformers(minilm: SentenceEngine) -> 
 async def test_tokenize_uses_the_model_vocabulary(minilm: SentenceEngine) -> None:
     vocab = (Path(minilm.facts.file_path or "").parent / "vocab.txt").read_text().splitlines()
     ids = await minilm.tokenize("Hello world")
-    assert [vocab[i] for i in ids] == ["hello", "world"]  # lower-cased word pieces, no [CLS]
+    # Lower-cased word pieces between the special tokens the model sees (as LM Studio counts).
+    assert [vocab[i] for i in ids] == ["[CLS]", "hello", "world", "[SEP]"]
+    assert await minilm.count_tokens("Hello world") == len(ids)
     long_text = "word " * 5000  # > 16k characters: tokenized in a worker thread
-    assert await minilm.count_tokens(long_text) == 5000  # counting does not truncate
+    assert await minilm.count_tokens(long_text) == 5000 + 2  # counting does not truncate
 
 
 @pytest.mark.model

@@ -226,7 +226,9 @@ async def run_act(
             raw_tools={"type": "toolArray", "tools": [tool.to_dict() for tool in converted]},
         )
     )
-    without_tools = prediction_stack(cfg)
+    # The last round says "no tools" explicitly, as the official JS client does (a server
+    # default of its own cannot bring tools back).
+    without_tools = prediction_stack(attrs.evolve(cfg, raw_tools={"type": "none"}))
     run_tools = _Tools(
         {tool.name: tool for tool in converted}, handle_invalid_tool_request, tool_timeout
     )

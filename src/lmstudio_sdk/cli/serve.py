@@ -53,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also serve a local GGUF language model under KEY (repeatable)",
     )
     parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        metavar="FILE.toml",
+        help="serve the models of this catalogue file (LM Studio keys and paths, preloads; "
+        "see docs/server.md) instead of the bundled ones",
+    )
+    parser.add_argument(
         "--scripted",
         action="store_true",
         help="serve the scripted models (scripted-llm, scripted-embedding) instead of the "
@@ -110,19 +118,35 @@ def _parse_model(spec: str) -> tuple[str, Path]:
 def build_options(args: argparse.Namespace) -> Any:
     """The :class:`~lmstudio_sdk.server.ServerOptions` the arguments describe."""
     from ..errors import LMStudioError
-    from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
+    from ..server import (
+        CatalogError,
+        ServerOptions,
+        bundled_models,
+        gguf_model,
+        load_catalog,
+        scripted_models,
+    )
     from ..server.engines import missing_bundled_models
 
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {args.threads}")
-    models = list(scripted_models() if args.scripted else bundled_models())
+    catalog = getattr(args, "catalog", None)
+    if args.scripted:
+        models = list(scripted_models())
+    else:
+        models = [] if catalog is not None else list(bundled_models())
     for spec in args.model:
         key, path = _parse_model(spec)
         try:
             models.append(gguf_model(path, key=key))
         except LMStudioError as exc:
             raise UsageError(f"--model {key}={path}: {exc}") from None
-    if not models:
+    if catalog is not None:
+        try:
+            catalog = load_catalog(catalog)
+        except CatalogError as exc:
+            raise UsageError(f"--catalog: {exc}") from None
+    elif not models:
         raise UsageError(no_model_message(missing_bundled_models()))
     try:
         return ServerOptions(
@@ -134,6 +158,7 @@ def build_options(args: argparse.Namespace) -> Any:
             strict_errors=args.strict_errors,
             file_storage_dir=args.file_dir,
             llama_threads=default_threads() if args.threads is None else args.threads,
+            catalog=catalog,
         )
     except (ValueError, TypeError, LMStudioError) as exc:
         raise UsageError(str(exc)) from None

@@ -25,7 +25,9 @@ import attrs
 
 from ..errors import (
     MODEL_NOT_FOUND_CODES,
+    PRESET_NOT_FOUND_CODE,
     LMStudioModelNotFoundError,
+    LMStudioPresetNotFoundError,
     LMStudioServerError,
     LocalProtocolError,
     RemoteProtocolError,
@@ -146,11 +148,12 @@ class SerializedError:
 
         :param endpoint: ``"namespace.name"`` of the call or channel, for the message.
         """
-        cls = (
-            LMStudioModelNotFoundError
-            if self.code in MODEL_NOT_FOUND_CODES
-            else LMStudioServerError
-        )
+        # The official Python client's mapping: these codes have their own classes.
+        cls: type[LMStudioServerError] = LMStudioServerError
+        if self.code in MODEL_NOT_FOUND_CODES:
+            cls = LMStudioModelNotFoundError
+        elif self.code == PRESET_NOT_FOUND_CODE:
+            cls = LMStudioPresetNotFoundError
         return cls(
             self.title,
             cause=self.cause or None,

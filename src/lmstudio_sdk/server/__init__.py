@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ._app import RunningServer, running_server, serve
 from ._background import BackgroundServer
+from ._catalog_file import Catalog, CatalogError, Preload, load_catalog
 from ._options import (
     DEFAULT_PORT,
     ServedModel,
@@ -35,8 +36,11 @@ from .engines.scripted import DownloadStep, Faults, Script, ScriptedToolCall
 __all__ = [
     "DEFAULT_PORT",
     "BackgroundServer",
+    "Catalog",
+    "CatalogError",
     "DownloadStep",
     "Faults",
+    "Preload",
     "RunningServer",
     "Script",
     "ScriptedToolCall",
@@ -47,6 +51,7 @@ __all__ = [
     "bundled_models",
     "default_models",
     "gguf_model",
+    "load_catalog",
     "running_server",
     "scripted_model",
     "scripted_models",

@@ -204,6 +204,8 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
         # group would wrap the caller's own exceptions in an ExceptionGroup.
         ttl_task = asyncio.get_running_loop().create_task(state.catalog.run_ttl())
         try:
+            if options.catalog is not None:
+                await state.catalog.preload(options.catalog.preloads)
             port = int(ws_server.sockets[0].getsockname()[1])
             server = RunningServer(state, options.host, port)
             logger.info("serving %s on %s", ", ".join(server.model_keys), server.url)

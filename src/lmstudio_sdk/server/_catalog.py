@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import attrs
 from anyio.abc import TaskStatus
 
@@ -43,6 +45,7 @@ from ..protocol.endpoints.shared import (
 )
 from ..protocol.kv import KVConfig, KVConfigField
 from . import _errors
+from ._catalog_file import Preload
 from ._logs import LogBus
 from ._options import ServedModel
 from .engines.base import Domain, EmbeddingEngine, LLMEngine, ModelFacts, ProgressCallback
@@ -103,6 +106,8 @@ class Instance:
     in_use: int = 0
     generating: int = 0
     deadline: float | None = None  # loop time at which the TTL expires (None: no TTL or busy)
+    jit: bool = False
+    """Loaded by ``getOrLoad`` (just in time): another JIT load may evict it."""
 
     @property
     def facts(self) -> ModelFacts:
@@ -139,10 +144,43 @@ def instance_info(instance: Instance) -> LLMInstanceInfo | EmbeddingModelInstanc
     return EmbeddingModelInstanceInfo(**_common_info(facts), **extra)
 
 
-def _path_matches(path: str, wanted: str) -> bool:
-    # Paths use forward slashes; a path without its file part matches any file under it.
-    path, wanted = path.lower(), wanted.lower().replace("\\", "/")
-    return path == wanted or path.startswith(wanted.rstrip("/") + "/")
+_QUANT_SUFFIX = re.compile(
+    r"[-._](?:i?q\d\w*|tq\d\w*|bf16|f16|f32|fp16|fp32|mxfp4\w*)$", re.IGNORECASE
+)
+
+
+def _path_forms(path: str) -> set[str]:
+    # LM Studio paths name a file (publisher/repo/file.gguf); a specifier may leave out the
+    # extension, and then the quantisation suffix too (".../llama-3.2-1b-instruct").
+    path = path.lower()
+    forms = {path}
+    stem = re.sub(r"\.(gguf|safetensors)$", "", path)
+    forms.add(stem)
+    forms.add(_QUANT_SUFFIX.sub("", stem))
+    return forms
+
+
+def path_matches(path: str, wanted: str) -> bool:
+    """Whether a specifier names this LM Studio path (the rules are in docs/server.md).
+
+    Case-insensitive; the full path, the path without its extension or quantisation
+    suffix, or a prefix of it that ends at a ``/`` boundary.
+    """
+    wanted = wanted.lower().replace("\\", "/").strip("/")
+    if not wanted:
+        return False
+    path = path.lower()
+    return wanted in _path_forms(path) or path.startswith(wanted + "/")
+
+
+def model_matches(model: ServedModel, wanted: str) -> bool:
+    """Whether ``wanted`` is the model's key, one of its aliases or names its path."""
+    lowered = wanted.lower()
+    return (
+        model.key.lower() == lowered
+        or any(alias.lower() == lowered for alias in model.aliases)
+        or path_matches(model.facts.path, wanted)
+    )
 
 
 class ModelCatalog:
@@ -169,12 +207,7 @@ class ModelCatalog:
 
     def find_model(self, domain: Domain, key_or_path: str) -> ServedModel:
         """The model on offer with this key or path; raises the reference's errors."""
-        wanted = key_or_path.lower()
-        matches = [
-            m
-            for m in self._models
-            if m.key.lower() == wanted or _path_matches(m.facts.path, key_or_path)
-        ]
+        matches = [m for m in self._models if model_matches(m, key_or_path)]
         for model in matches:
             if model.domain == domain:
                 return model
@@ -227,15 +260,7 @@ class ModelCatalog:
         found = self.find_loaded(domain, key_or_path)
         if found is not None:
             return found
-        return next(
-            (
-                i
-                for i in self.loaded(domain)
-                if i.model.key.lower() == key_or_path.lower()
-                or _path_matches(i.facts.path, key_or_path)
-            ),
-            None,
-        )
+        return next((i for i in self.loaded(domain) if model_matches(i.model, key_or_path)), None)
 
     def _matches(self, instance: Instance, query: ModelQuery) -> bool:
         if isinstance(query.domain, str) and query.domain != instance.domain:
@@ -244,13 +269,9 @@ class ModelCatalog:
             return False  # no LM Link devices here
         if isinstance(query.identifier, str):
             wanted = query.identifier
-            if not (
-                instance.identifier == wanted
-                or instance.model.key.lower() == wanted.lower()
-                or _path_matches(instance.facts.path, wanted)
-            ):
+            if not (instance.identifier == wanted or model_matches(instance.model, wanted)):
                 return False
-        if isinstance(query.path, str) and not _path_matches(instance.facts.path, query.path):
+        if isinstance(query.path, str) and not path_matches(instance.facts.path, query.path):
             return False
         return not (isinstance(query.vision, bool) and instance.facts.vision != query.vision)
 
@@ -308,12 +329,20 @@ class ModelCatalog:
         context_length: int | None,
         ttl_ms: int | None,
         progress: ProgressCallback | None = None,
+        jit: bool = False,
     ) -> Instance:
-        """Load a new instance (the caller checked that ``identifier`` is free)."""
+        """Load a new instance (the caller checked that ``identifier`` is free).
+
+        A load cancelled at any point leaves nothing loaded: an engine whose work ends in a
+        thread that cannot be interrupted (llama.cpp) finishes, and is then closed here.
+        """
         engine = self._create_engine(model)
         self._logs.server_log(f"Loading {model.key} as {identifier!r}")
         try:
             await engine.load(context_length, progress=progress)
+            # A thread-bound load returns even when cancelled meanwhile: look before
+            # registering, or the instance would leak (its client already gave up on it).
+            await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await engine.aclose()
@@ -322,7 +351,7 @@ class ModelCatalog:
             # Someone took the identifier while we loaded (two loadModel with one name).
             with anyio.CancelScope(shield=True):
                 await engine.aclose()
-            raise _errors.bad_request(f"An instance named {identifier!r} is already loaded.")
+            raise _errors.identifier_taken(identifier)
         instance = Instance(
             model=model,
             engine=engine,
@@ -331,6 +360,7 @@ class ModelCatalog:
             ttl_ms=ttl_ms,
             loaded_at=time.time(),
             context_length=engine.context_length,
+            jit=jit,
         )
         self._instances.append(instance)
         self._touch(instance)
@@ -348,11 +378,29 @@ class ModelCatalog:
         self._logs.server_log(f"Unloaded {instance.identifier!r}{reason}")
 
     async def unload_identifier(self, domain: Domain, identifier: str) -> None:
-        """``unloadModel``: unload by exact identifier (``generic.identifierNotFound``)."""
+        """``unloadModel``: unload by exact identifier.
+
+        An unknown one is LM Studio's ``generic.noModelMatchingQuery`` (the official clients
+        raise their model-not-found error on it).
+        """
         instance = self.find_loaded(domain, identifier)
         if instance is None:
-            raise _errors.identifier_not_found(identifier, self._identifiers(domain))
+            raise _errors.no_model_matching_query(
+                ModelQuery(identifier=identifier), self._identifiers(domain)
+            )
         await self.unload(instance)
+
+    def jit_loaded(self, domain: Domain) -> list[Instance]:
+        """Instances of a domain that ``getOrLoad`` loaded, oldest first."""
+        return [i for i in self.loaded(domain) if i.jit]
+
+    async def preload(self, preloads: Sequence[Preload]) -> None:
+        """Load a catalogue's ``preload`` models (server start; explicit, never evicted)."""
+        for preload in preloads:
+            model = next(m for m in self._models if m.key == preload.key)
+            await self.load(
+                model, identifier=preload.identifier, context_length=None, ttl_ms=preload.ttl_ms
+            )
 
     async def unload_all(self) -> None:
         for instance in list(self._instances):

@@ -205,6 +205,9 @@ class Connection:
                 frame = await self.ws.recv()
             except ConnectionClosed:
                 return
+            if self.server.options.frame_recorder is not None:
+                # After authentication only: the authentication frame carries the passkey.
+                self.server.options.frame_recorder(self.namespace, frame)
             events = self.session.receive_text(frame)
             frames = self.session.data_to_send()
             if frames:

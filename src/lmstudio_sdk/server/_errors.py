@@ -20,7 +20,8 @@ __all__ = [
     "bad_request",
     "domain_mismatch",
     "from_engine_error",
-    "identifier_not_found",
+    "identifier_taken",
+    "images_not_supported",
     "no_model_matching_query",
     "path_not_found",
     "specific_model_unloaded",
@@ -70,18 +71,20 @@ def path_not_found(path: str, available: Sequence[str]) -> LMStudioServerError:
     )
 
 
-def identifier_not_found(identifier: str, loaded: Sequence[str]) -> LMStudioServerError:
-    """No loaded instance has this identifier (``generic.identifierNotFound``)."""
+def identifier_taken(identifier: str) -> LMStudioServerError:
+    """A load under an identifier in use (LM Studio's "Model load error ... already exists")."""
     return LMStudioServerError(
-        f"No loaded model has the identifier {identifier!r}.",
-        cause=f"Loaded models: {', '.join(loaded[:SAMPLE_SIZE]) or 'none'}.",
-        code="generic.identifierNotFound",
-        display_data={
-            "code": "generic.identifierNotFound",
-            "identifier": identifier,
-            "loadedModelsSample": list(loaded[:SAMPLE_SIZE]),
-            "totalLoadedModels": len(loaded),
-        },
+        f"Model load error: an instance with the identifier {identifier!r} already exists.",
+        suggestion="Unload it first, or load with another identifier.",
+    )
+
+
+def images_not_supported(model_key: str) -> LMStudioServerError:
+    """Images sent to a model that is not a vision model (LM Studio refuses them)."""
+    return LMStudioServerError(
+        "Model does not support images. Please use a model that does.",
+        cause=f"{model_key} is not a vision model.",
+        suggestion="Send text only, or use a vision model (vision = true in a catalogue).",
     )
 
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ..protocol.session import parse_api_token
 from .engines.base import Domain, ModelFacts
 from .engines.scripted import Faults, Script, scripted_embedding_facts, scripted_llm_facts
+
+if TYPE_CHECKING:
+    from ._catalog_file import Catalog
 
 __all__ = [
     "DEFAULT_PORT",
@@ -50,6 +53,8 @@ class ServedModel:
     facts: ModelFacts
     script: Script | None = None
     faults: Faults | None = None
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    """More names the model is found by (besides its key and path); from a catalogue file."""
 
     @property
     def key(self) -> str:
@@ -83,12 +88,14 @@ def scripted_model(
     script: Script | None = None,
     faults: Faults | None = None,
     max_context_length: int | None = None,
+    vision: bool = False,
 ) -> ServedModel:
     """A deterministic scripted model (no weights), for tests and demos.
 
     ``key`` defaults to ``scripted-llm`` / ``scripted-embedding``. ``faults`` make it
     misbehave on the wire (delays, error replies, dropped sockets, malformed frames,
-    silence): see :class:`~lmstudio_sdk.server.engines.Faults`.
+    silence): see :class:`~lmstudio_sdk.server.engines.Faults`. ``vision`` makes an LLM
+    accept images (it sees a text placeholder for each); other models refuse them.
     """
     if domain == "llm":
         facts = scripted_llm_facts(
@@ -102,6 +109,10 @@ def scripted_model(
         )
     else:
         raise ValueError(f"domain must be 'llm' or 'embedding', not {domain!r}")
+    if vision:
+        if domain != "llm":
+            raise ValueError("only an llm model can be a vision model")
+        facts = attrs.evolve(facts, vision=True)
     return ServedModel(facts, script=script or Script(), faults=faults or Faults())
 
 
@@ -177,6 +188,15 @@ def _check_positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> No
         raise ValueError(f"{attribute.name} must be > 0, not {value!r}")
 
 
+def _catalog_converter(value: Any) -> Any:
+    # A path is read now, so that a bad catalogue fails when the options are built.
+    if value is None or not isinstance(value, (str, Path)):
+        return value
+    from ._catalog_file import load_catalog
+
+    return load_catalog(value)
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -215,6 +235,15 @@ class ServerOptions:
     :param max_upload_bytes: the largest decoded file ``files.uploadFileBase64`` accepts.
     :param auth_timeout: seconds a new socket has to authenticate.
     :param llama_threads: CPU threads each llama.cpp model uses.
+    :param catalog: a catalogue file (path) or :class:`~lmstudio_sdk.server.Catalog`: models
+        named the LM Studio way, some loaded at start (``docs/server.md``). Its models are
+        served in addition to ``models``; with a catalogue, ``models=None`` means none more.
+    :param frame_recorder: called on the server's thread with ``(namespace, frame)`` for
+        every frame an authenticated client sends (a test hook: comparing what two clients
+        send for the same steps). Never sees the authentication frame.
+    :param jit_unload_previous: like LM Studio's default (Auto-Evict), a ``getOrLoad`` that
+        loads a model first unloads the models of its domain that earlier ``getOrLoad`` calls
+        loaded (never the ones loaded explicitly); ``False`` keeps them.
     """
 
     host: str = "127.0.0.1"
@@ -232,6 +261,11 @@ class ServerOptions:
     max_upload_bytes: int = attrs.field(default=32 * _MIB, validator=_check_positive)
     auth_timeout: float = attrs.field(default=10.0, validator=_check_positive)
     llama_threads: int = attrs.field(default=2, validator=_check_positive)
+    catalog: Catalog | None = attrs.field(default=None, converter=_catalog_converter)
+    jit_unload_previous: bool = True
+    frame_recorder: Callable[[str, str | bytes], object] | None = attrs.field(
+        default=None, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.require_auth and not self.api_tokens:
@@ -251,5 +285,9 @@ class ServerOptions:
         return bool(self.api_tokens) if self.require_auth is None else self.require_auth
 
     def resolved_models(self) -> tuple[ServedModel, ...]:
-        """``models``, or the defaults when it is ``None``."""
-        return default_models() if self.models is None else self.models
+        """``models`` (the defaults when ``None`` and no catalogue) and the catalogue's."""
+        if self.catalog is None:
+            return default_models() if self.models is None else self.models
+        models = (*(self.models or ()), *self.catalog.models)
+        _check_models(None, None, models)
+        return models

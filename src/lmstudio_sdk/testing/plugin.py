@@ -5,7 +5,8 @@ Fixtures:
 ``lmstudio_server_options`` (session)
     The :class:`~lmstudio_sdk.server.ServerOptions` of the scripted server: loopback, a
     free port, the scripted models. Override it in a ``conftest.py`` to serve other models
-    or inject faults.
+    or inject faults. With a model catalogue (``--lmstudio-catalog FILE.toml`` or the ini
+    setting ``lmstudio_catalog``, relative to the rootdir), its models instead.
 ``lmstudio_server`` (session)
     A running :class:`~lmstudio_sdk.server.BackgroundServer`. Scripted by default; with
     the marker ``@pytest.mark.lmstudio_real_model``, or with
@@ -45,6 +46,15 @@ REAL_MODEL_MARKER = "lmstudio_real_model"
 _KINDS = ("scripted", "real")
 
 
+CATALOG_SETTING = "lmstudio_catalog"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    help_text = "a model catalogue TOML file the lmstudio_server fixture serves (docs/server.md)"
+    parser.addini(CATALOG_SETTING, help_text, default="")
+    parser.addoption("--lmstudio-catalog", dest=CATALOG_SETTING, default=None, help=help_text)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -70,8 +80,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def lmstudio_server_options() -> ServerOptions:
+def lmstudio_server_options(pytestconfig: pytest.Config) -> ServerOptions:
     """Options of the scripted server (override to change models, faults or auth)."""
+    catalog = pytestconfig.getoption(CATALOG_SETTING) or pytestconfig.getini(CATALOG_SETTING)
+    if catalog:
+        path = pytestconfig.rootpath / str(catalog)
+        return ServerOptions(host="127.0.0.1", port=0, models=(), catalog=path)
     return ServerOptions(host="127.0.0.1", port=0, models=scripted_models())
 
 

@@ -39,6 +39,7 @@ from ...protocol.endpoints.llm import (
     PromptProcessingDetails,
 )
 from ...protocol.endpoints.shared import (
+    FilePart,
     LLMInstanceInfo,
     LLMPredictionFragment,
     LLMTool,
@@ -47,7 +48,7 @@ from ...protocol.endpoints.shared import (
 from ...protocol.wire import SerializedError
 from .._catalog import Instance, instance_info
 from .._connection import CallContext, ChannelContext, ConnectionDropped
-from .._errors import bad_request
+from .._errors import bad_request, images_not_supported
 from ..engines.base import (
     FaultEvent,
     Finished,
@@ -102,6 +103,20 @@ def _is_concatenation(template: str) -> bool:
     return "".join(template.split()) == "".join(_CONCATENATION.split())
 
 
+def refuse_images(instance: Instance, history: Any) -> None:
+    """LM Studio refuses images sent to a model that is not a vision model.
+
+    (A catalogue entry with ``vision = true`` accepts them; until a small vision model is
+    bundled, the engine sees a text placeholder in their place.)
+    """
+    for message in getattr(history, "messages", ()):
+        content = getattr(message, "content", ())
+        if not isinstance(content, (list, tuple)):
+            continue
+        if any(isinstance(p, FilePart) and p.file_type == "image" for p in content):
+            raise images_not_supported(instance.model.key)
+
+
 async def _render_prompt(
     context: CallContext,
     instance: Instance,
@@ -112,6 +127,8 @@ async def _render_prompt(
     omit_bos_token: bool = False,
     omit_eos_token: bool = False,
 ) -> str:
+    if not instance.facts.vision:
+        refuse_images(instance, history)
     files = context.server.files
     client = context.client_identifier
     messages = history_to_messages(

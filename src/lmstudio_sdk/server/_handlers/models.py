@@ -30,6 +30,7 @@ from ...protocol.endpoints.shared import (
     GetModelInfoParameter,
     GetOrLoadCreationParameter,
     GetOrLoadLoadProgress,
+    GetOrLoadUnloadingOtherJITModel,
     InstanceProcessingState,
     LoadModelCreationParameter,
     LoadModelProgress,
@@ -40,7 +41,7 @@ from ...protocol.endpoints.shared import (
 from ...protocol.kv import KVConfig, KVConfigStack, collapse
 from .._catalog import Instance, instance_info, model_info
 from .._connection import CallContext, ChannelContext
-from .._errors import bad_request, describe
+from .._errors import bad_request, describe, identifier_taken
 from .._options import ServedModel
 from ..engines.base import Domain
 from ._prediction import default_prediction_config
@@ -179,6 +180,7 @@ async def load_with_progress(
     stack: KVConfigStack,
     ttl_ms: int | None,
     progress_packet: Callable[[float], Any],
+    jit: bool = False,
 ) -> Instance:
     """Load ``model``, streaming monotonic progress packets that end with 1.0.
 
@@ -219,15 +221,32 @@ async def load_with_progress(
                     context_length=length,
                     ttl_ms=ttl_ms,
                     progress=on_progress,
+                    jit=jit,
                 )
                 inner.cancel_scope.cancel()
         finally:
             send_progress.close()
     if instance is None:
-        raise bad_request(f"Loading {model.key} was cancelled.")
+        # Nothing was registered (the catalogue closed the engine); say so to the client.
+        raise bad_request(
+            f"Loading {model.key} was cancelled.", cause="The client cancelled the load."
+        )
     if sent < 1.0:
         await context.send(progress_packet(1.0))
     return instance
+
+
+async def unload_other_jit_models(context: ChannelContext, domain: Domain) -> None:
+    """LM Studio's default (Auto-Evict): a JIT load first unloads the earlier JIT loads.
+
+    Only instances ``getOrLoad`` loaded go, each announced with an ``unloadingOtherJITModel``
+    packet; explicitly loaded ones stay. Only those of the same domain: an application that
+    JIT-loads an LLM and an embedding model (RAG, the official clients' examples) keeps both.
+    """
+    catalog = context.server.catalog
+    for other in catalog.jit_loaded(domain):
+        await context.send(GetOrLoadUnloadingOtherJITModel(instance_info(other)))
+        await catalog.unload(other, reason=" (another model was loaded just in time)")
 
 
 @TABLE.channel(llm_ep.GET_OR_LOAD, embedding_ep.GET_OR_LOAD)
@@ -248,6 +267,8 @@ async def get_or_load(context: ChannelContext, parameter: GetOrLoadCreationParam
             return
         identifier = catalog.new_identifier(model)
         await context.send(ns.GetOrLoadStartLoading(identifier, model_info(model.facts)))
+        if context.server.options.jit_unload_previous:
+            await unload_other_jit_models(context, domain)
         instance = await load_with_progress(
             context,
             model,
@@ -255,6 +276,7 @@ async def get_or_load(context: ChannelContext, parameter: GetOrLoadCreationParam
             stack=parameter.load_config_stack,
             ttl_ms=_ttl(parameter.load_ttl_ms),
             progress_packet=GetOrLoadLoadProgress,
+            jit=True,
         )
     await context.send(ns.GetOrLoadLoadSuccess(instance_info(instance)))
 
@@ -270,10 +292,7 @@ async def load_model(context: ChannelContext, parameter: LoadModelCreationParame
         if isinstance(parameter.identifier, str):
             identifier = parameter.identifier
             if catalog.find_loaded(domain, identifier) is not None:
-                raise bad_request(
-                    f"An instance named {identifier!r} is already loaded.",
-                    cause="Unload it first, or load with another identifier.",
-                )
+                raise identifier_taken(identifier)
         else:
             identifier = catalog.new_identifier(model)
         instance = await load_with_progress(

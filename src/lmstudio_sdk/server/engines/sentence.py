@@ -127,7 +127,10 @@ class SentenceEngine(EmbeddingEngine):
         self._model = None
 
     async def tokenize(self, text: str) -> list[int]:
-        """Word-piece ids of ``text``, without ``[CLS]``/``[SEP]`` and not truncated."""
+        """Word-piece ids of ``text`` with ``[CLS]``/``[SEP]``, as LM Studio counts them.
+
+        Not truncated (the embedding is; ``countTokens`` agrees with this).
+        """
         model = self._require_model()
         if len(text) < _INLINE_TOKENIZE_CHARS:
             return model.tokenize(text)
@@ -258,7 +261,8 @@ class _Bert:
             )
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self._count_tokenizer.encode(text, add_special_tokens=False).ids)
+        # With the special tokens the model really sees: LM Studio reports them too.
+        return list(self._count_tokenizer.encode(text, add_special_tokens=True).ids)
 
     def embed(self, text: str) -> FloatArray:
         import numpy as np
