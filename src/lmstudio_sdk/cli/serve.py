@@ -128,8 +128,9 @@ def build_options(args: argparse.Namespace) -> Any:
     )
     from ..server.engines import missing_bundled_models
 
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be 1 or more, got {args.threads}")
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be 1 or more, got {threads}")
     catalog = getattr(args, "catalog", None)
     if args.scripted:
         models = list(scripted_models())
@@ -157,7 +158,7 @@ def build_options(args: argparse.Namespace) -> Any:
             require_auth=bool(args.api_token) and not args.allow_guests,
             strict_errors=args.strict_errors,
             file_storage_dir=args.file_dir,
-            llama_threads=default_threads() if args.threads is None else args.threads,
+            llama_threads=default_threads() if threads is None else threads,
             catalog=catalog,
         )
     except (ValueError, TypeError, LMStudioError) as exc:
