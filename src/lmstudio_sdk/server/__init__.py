@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from ._app import RunningServer, running_server, serve
 from ._background import BackgroundServer
+from ._limits import ServerLimits
 from ._options import (
     DEFAULT_PORT,
     ServedModel,
@@ -41,6 +42,7 @@ __all__ = [
     "Script",
     "ScriptedToolCall",
     "ServedModel",
+    "ServerLimits",
     "ServerOptions",
     "ServerStats",
     "StatsSnapshot",

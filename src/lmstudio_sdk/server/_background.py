@@ -189,6 +189,12 @@ class BackgroundServer:
         assert isinstance(result, list)
         return result
 
+    def refusals(self) -> dict[str, int]:
+        """Sockets refused or closed by the server's limits, by reason (thread-safe)."""
+        result = self._call(lambda: self._running().refusals)
+        assert isinstance(result, dict)
+        return result
+
     def unload_all(self) -> None:
         """Unload every loaded instance (thread-safe)."""
         self._call(self._running().unload_all)

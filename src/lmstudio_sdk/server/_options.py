@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from ..protocol.session import parse_api_token
+from ._limits import ServerLimits
 from .engines.base import Domain, ModelFacts
 from .engines.scripted import Faults, Script, scripted_embedding_facts, scripted_llm_facts
 
@@ -176,6 +177,13 @@ def _check_positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> No
         raise ValueError(f"{attribute.name} must be > 0, not {value!r}")
 
 
+def _origins_converter(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    # Browsers send the origin without a trailing slash and with a lower-case scheme/host.
+    return tuple(origin.strip().rstrip("/").lower() for origin in value)
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -214,6 +222,14 @@ class ServerOptions:
     :param max_upload_bytes: the largest decoded file ``files.uploadFileBase64`` accepts.
     :param auth_timeout: seconds a new socket has to authenticate.
     :param llama_threads: CPU threads each llama.cpp model uses.
+    :param limits: what one client may cost the server (connections, frames before
+        authentication, channels, uploads, loaded models...): see :class:`ServerLimits`.
+    :param share_logs: let every client read every client's activity (prompts, outputs,
+        notifications) in ``diagnostics.streamLogs``, as LM Studio does. Off by default:
+        a client only sees its own activity and the server's own messages.
+    :param allowed_origins: browser origins (``http://localhost:3000``) allowed to open a
+        websocket. Requests without an ``Origin`` header (every non-browser client) are
+        always allowed; a browser page from any other origin is refused with HTTP 403.
     """
 
     host: str = "127.0.0.1"
@@ -231,6 +247,11 @@ class ServerOptions:
     max_upload_bytes: int = attrs.field(default=32 * _MIB, validator=_check_positive)
     auth_timeout: float = attrs.field(default=10.0, validator=_check_positive)
     llama_threads: int = attrs.field(default=2, validator=_check_positive)
+    limits: ServerLimits = attrs.field(
+        factory=ServerLimits, validator=attrs.validators.instance_of(ServerLimits)
+    )
+    share_logs: bool = False
+    allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=_origins_converter)
 
     def __attrs_post_init__(self) -> None:
         if self.require_auth and not self.api_tokens:

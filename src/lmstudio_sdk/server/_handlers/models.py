@@ -211,6 +211,7 @@ async def load_with_progress(
                     inner.cancel_scope.cancel()
 
                 inner.start_soon(cancel_on_request)
+                context.server.check_load_quota(context.client_identifier)
                 instance = await context.server.catalog.load(
                     model,
                     identifier=identifier,
@@ -218,6 +219,7 @@ async def load_with_progress(
                     ttl_ms=ttl_ms,
                     progress=on_progress,
                 )
+                context.server.record_load(context.client_identifier, instance.identifier)
                 inner.cancel_scope.cancel()
         finally:
             send_progress.close()
