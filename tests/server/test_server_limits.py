@@ -24,7 +24,8 @@ from _server_helpers import (
     stack,
 )
 
-from lmstudio_sdk.protocol.endpoints import llm, system
+from lmstudio_sdk.protocol.endpoints import diagnostics, llm, system
+from lmstudio_sdk.protocol.endpoints.diagnostics import ServerLog
 from lmstudio_sdk.protocol.endpoints.llm import PredictCreationParameter
 from lmstudio_sdk.protocol.events import ChannelClosed, RpcSucceeded
 from lmstudio_sdk.server import BackgroundServer, Script, ServerLimits, scripted_model
@@ -163,7 +164,12 @@ async def test_a_socket_that_stops_reading_is_closed_and_the_reason_recorded(
         models=[flood, scripted_model(LLM)],
         limits=ServerLimits(send_stall_timeout=0.5),
     )
-    async with connect(server, "llm") as reader, connect(server, "llm") as stalled:
+    async with (
+        connect(server, "diagnostics") as logs,
+        connect(server, "llm") as reader,
+        connect(server, "llm") as stalled,
+    ):
+        stream = await logs.open(diagnostics.STREAM_LOGS)
         await get_or_load(stalled, FLOOD)
         channel = await stalled.open(
             llm.PREDICT,
@@ -173,9 +179,14 @@ async def test_a_socket_that_stops_reading_is_closed_and_the_reason_recorded(
         )
         await stalled.next_on(channel)  # the prediction runs
         # `stalled` reads nothing more; the server gives up on it within bounded time.
+        # The server says so in its log stream (a server event every client sees).
         with anyio.fail_after(WAIT):
-            while server.refusals().get("stopped reading", 0) < 1:
-                await anyio.sleep(0.05)
+            while True:
+                data = (await logs.next_on(stream)).log.data
+                if isinstance(data, ServerLog) and "stopped reading" in data.content:
+                    break
+        assert data.level == "warn"
+        assert server.refusals()["stopped reading"] == 1
         # Meanwhile and afterwards, another client is served normally.
         await get_or_load(reader, LLM)
         packets, end = await reader.until_end(

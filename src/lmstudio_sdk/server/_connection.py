@@ -367,11 +367,10 @@ class Connection:
                 raise ConnectionDropped from None
         except TimeoutError:
             self.server.record_refusal("stopped reading")
-            logger.warning(
-                "%r: closing the connection: the client has not read what it was sent for "
-                "%gs (limits.send_stall_timeout)",
-                self,
-                stall,
+            self.server.logs.server_log(
+                f"Closed a connection to /{self.namespace} from {self._peer}: the client "
+                f"stopped reading what it was sent for {stall:g}s (limits.send_stall_timeout)",
+                "warn",
             )
             self._dropped = True
             self.ws.transport.abort()
