@@ -15,6 +15,7 @@ A busy socket (frames arriving) is never probed.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -81,5 +82,5 @@ async def run_keepalive(sock: _Socket, settings: KeepAliveSettings) -> None:
                     f"{settings.timeout:g} s after {settings.interval:g} s of silence "
                     "(the server or the network is gone; the next call reconnects)"
                 )
-                await sock._die(lambda: LMStudioConnectionError(message))
+                await sock._die(functools.partial(LMStudioConnectionError, message))
                 return
