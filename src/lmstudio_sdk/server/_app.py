@@ -155,6 +155,15 @@ class RunningServer:
         return self._state.stats
 
     @property
+    def open_connections(self) -> int:
+        """Websockets open right now (all namespaces and clients)."""
+        return self._state.connections.total
+
+    async def connections_closed(self) -> None:
+        """Wait until no websocket is open (every client's close has been processed)."""
+        await self._state.connections.wait_idle()
+
+    @property
     def refusals(self) -> dict[str, int]:
         """Sockets refused or closed by the server's limits, counted by reason."""
         return dict(self._state.refusals)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 from typing import Any
 
+import anyio
 import attrs
 
 __all__ = ["ConnectionCounter", "ServerLimits", "printable"]
@@ -67,6 +68,8 @@ class ConnectionCounter:
         self._limits = limits
         self._by_address: collections.Counter[str] = collections.Counter()
         self.total = 0
+        self._idle = anyio.Event()
+        self._idle.set()
 
     def refusal(self, address: str) -> str | None:
         """Why one more socket from ``address`` is refused now (``None``: it is not)."""
@@ -87,6 +90,8 @@ class ConnectionCounter:
         """Count a socket in, unless refused (then the reason, and nothing is counted)."""
         reason = self.refusal(address)
         if reason is None:
+            if self._idle.is_set():
+                self._idle = anyio.Event()
             self.total += 1
             self._by_address[address] += 1
         return reason
@@ -96,6 +101,13 @@ class ConnectionCounter:
         self._by_address[address] -= 1
         if self._by_address[address] <= 0:
             del self._by_address[address]
+        if self.total == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Wait until no websocket is open."""
+        while self.total:
+            await self._idle.wait()
 
 
 _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {
