@@ -48,7 +48,7 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             text = f"{msg} {args}"
         if _AUTH_PACKET.search(text):
             msg, args = "%s", (_REDACTED,)
-        self.logger.log(level, msg, *args, **kwargs)  # type: ignore[arg-type]
+        self.logger.log(level, msg, *args, **kwargs)
 
 
 _CLIENT_LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})

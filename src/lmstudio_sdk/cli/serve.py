@@ -121,7 +121,7 @@ def _parse_model(spec: str) -> tuple[str, Path]:
     return key, Path(path)
 
 
-def _api_tokens(args: argparse.Namespace) -> list[str]:
+def _api_tokens(args: argparse.Namespace) -> tuple[str, ...]:
     from ..server._auth import tokens_from_env, tokens_from_file
 
     if args.api_token:
@@ -132,7 +132,7 @@ def _api_tokens(args: argparse.Namespace) -> list[str]:
     tokens = [*args.api_token, *tokens_from_env()]
     for path in args.api_token_file:
         tokens.extend(tokens_from_file(path))
-    return tokens
+    return tuple(tokens)
 
 
 def build_options(args: argparse.Namespace) -> Any:

@@ -177,6 +177,10 @@ def _check_positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> No
         raise ValueError(f"{attribute.name} must be > 0, not {value!r}")
 
 
+def _tokens_converter(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _origins_converter(value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
@@ -238,7 +242,7 @@ class ServerOptions:
         default=None, converter=_models_converter, validator=_check_models
     )
     api_tokens: tuple[str, ...] = attrs.field(
-        default=(), converter=tuple, validator=_check_tokens, repr=False
+        default=(), converter=_tokens_converter, validator=_check_tokens, repr=False
     )
     require_auth: bool | None = None
     strict_errors: bool = False
