@@ -165,9 +165,12 @@ def server() -> Iterator[BackgroundServer]:
 async def test_a_blackholed_connection_is_declared_dead_then_reconnected(
     server: BackgroundServer,
 ) -> None:
-    async with proxy_to(server) as proxy, AsyncClient(
-        f"ws://127.0.0.1:{proxy.port}", keepalive_interval=0.3, keepalive_timeout=0.5
-    ) as client:
+    async with (
+        proxy_to(server) as proxy,
+        AsyncClient(
+            f"ws://127.0.0.1:{proxy.port}", keepalive_interval=0.3, keepalive_timeout=0.5
+        ) as client,
+    ):
         assert await client.llm.list_loaded() == []
         proxy.blackhole = True
         with anyio.fail_after(WAIT), pytest.raises(LMStudioConnectionError) as caught:

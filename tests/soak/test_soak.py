@@ -142,7 +142,8 @@ async def test_soak(server: BackgroundServer, anyio_backend: Any) -> None:
     )
     assert server.stats.open_channels == 0
     assert after["tasks"] == baseline["tasks"]
-    assert after["threads"] == baseline["threads"]
+    # Idle worker threads of anyio's pool may have exited meanwhile, never more threads.
+    assert after["threads"] <= baseline["threads"]
     assert after["fds"] == baseline["fds"]
     assert after["rss"] - baseline["rss"] < MEMORY_BOUND
     assert sum(outcomes.values()) == PREDICTIONS
