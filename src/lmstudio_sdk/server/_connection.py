@@ -283,6 +283,15 @@ class Connection:
     # ------------------------------------------------------------------ calls and channels
 
     async def _run_call(self, event: CallReceived) -> None:
+        # The socket may close between the handler's end and the answer: nobody to tell.
+        with contextlib.suppress(ConnectionDropped):
+            await self._answer_call(event)
+
+    async def _run_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
+        with contextlib.suppress(ConnectionDropped):
+            await self._serve_channel(context, event)
+
+    async def _answer_call(self, event: CallReceived) -> None:
         handler = self.server.rpc_handler(event.spec)
         context = CallContext(self)
         call_id = event.call_id
@@ -300,7 +309,7 @@ class Connection:
             internal = SerializedError(title=f"Internal server error: {exc}")
             await self._write(lambda: self.session.reply_error(call_id, internal))
 
-    async def _run_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
+    async def _serve_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
         handler = self.server.channel_handler(event.spec)
         channel_id = event.channel_id
         stats = self.server.stats
