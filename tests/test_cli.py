@@ -30,7 +30,8 @@ TEXT = Script(text="It was a bright cold day in April.")
 @pytest.fixture
 def server() -> Iterator[BackgroundServer]:
     models = (scripted_model(KEY, script=TEXT), scripted_model(EMBEDDING, domain="embedding"))
-    with BackgroundServer(ServerOptions(port=0, models=models)) as running:
+    # share_logs: `lmsdk log stream` is a client of its own, watching the others' activity.
+    with BackgroundServer(ServerOptions(port=0, models=models, share_logs=True)) as running:
         yield running
 
 

@@ -31,7 +31,9 @@ WAIT = 30  # seconds any one step may take before the test fails
 
 @pytest.fixture
 def server() -> Iterator[BackgroundServer]:
-    with BackgroundServer(ServerOptions(port=0, models=(scripted_model(KEY, script=SLOW),))) as s:
+    # share_logs: the test watches the CLI's predictions from another client.
+    models = (scripted_model(KEY, script=SLOW),)
+    with BackgroundServer(ServerOptions(port=0, models=models, share_logs=True)) as s:
         yield s
 
 

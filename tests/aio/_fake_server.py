@@ -19,8 +19,9 @@ Records, for assertions: ``server.cancels`` (``"ns.endpoint"`` of every channel 
 cancel/stop packet, in order), ``server.frames_in`` (every frame received, per namespace),
 ``server.connects`` (sockets opened per namespace), ``server.auth_packets``.
 
-Faults: :meth:`FakeServer.drop` (the network goes away), :meth:`ServerConnection.send_raw`
-(send any text, e.g. a broken frame).
+Faults: ``server.frozen = True`` (nothing is answered any more), :meth:`FakeServer.drop`
+(the network goes away), :meth:`ServerConnection.send_raw` (send any text, e.g. a broken
+frame).
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ class ServerConnection:
             except TransportClosed:
                 return
             self.server.frames_in[self.namespace].append(text)
+            if self.server.frozen:
+                continue
             events = self.session.receive_text(text)
             for frame in self.session.data_to_send():
                 await self.send_frame(frame)
@@ -293,6 +296,9 @@ class FakeServer:
         self.live: list[ServerConnection] = []
         self.connect_attempts: list[float] = []  # anyio.current_time() of each attempt
         self.refuse_connections = False
+        # A frozen server (a stopped process, a network that blackholes): frames are
+        # received and recorded, and nothing is answered, not even keepAlive.
+        self.frozen = False
         self._task_group: TaskGroup | None = None
 
     async def transport_factory(self, url: str, task_group: TaskGroup) -> MemoryTransport:

@@ -1019,7 +1019,6 @@ def test_warning_kinds_are_read_like_the_reference(pair: Pair) -> None:
         ('{"type":"channelSend","channelId":true,"message":{}}', "$.channelId"),
         ('{"type":"channelSend","channelId":1,"ackId":"a"}', "$.ackId"),
         ('{"type":"rpcError","callId":1}', "required field missing @ $.error"),
-        ('{"type":"channelError","channelId":1,"error":"boom"}', "$.error"),
         ('{"type":"communicationWarning"}', "$.warning"),
         (
             '{"type":"signalUpdate","subscribeId":1,"patches":"p","tags":[]}',

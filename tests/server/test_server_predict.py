@@ -19,6 +19,7 @@ from _server_helpers import (
     connect,
     get_or_load,
     kv,
+    new_identity,
     query,
     stack,
 )
@@ -327,7 +328,12 @@ async def test_uploaded_text_files_reach_the_prompt(server: BackgroundServer) ->
 
 
 async def test_diagnostics_log_prediction_input_and_output(server: BackgroundServer) -> None:
-    async with connect(server, "diagnostics") as logs, connect(server, "llm") as client:
+    # One identity on both sockets, as real clients do: a client sees its own activity.
+    identity = new_identity()
+    async with (
+        connect(server, "diagnostics", identity) as logs,
+        connect(server, "llm", identity) as client,
+    ):
         stream = await logs.open(diagnostics.STREAM_LOGS)
         await get_or_load(client, LLM)
         packets, _ = await predict(client, LLM, "Log me")

@@ -59,7 +59,9 @@ TEXT = Script(text="The quick brown fox jumps over the lazy dog.")
 @pytest.fixture
 def server() -> Iterator[BackgroundServer]:
     models = (scripted_model(KEY, script=SLOW), scripted_model(EMBEDDING, domain="embedding"))
-    with BackgroundServer(ServerOptions(port=0, models=models)) as running:
+    # share_logs: server_records() watches the test client's predictions from another client.
+    options = ServerOptions(port=0, models=models, share_logs=True)
+    with BackgroundServer(options) as running:
         yield running
 
 

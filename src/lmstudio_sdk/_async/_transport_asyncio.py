@@ -9,7 +9,9 @@ either), and websockets' keepalive pings keep their defaults (every 20 s, 20 s t
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +28,30 @@ from websockets.exceptions import (
 
 from ..errors import RemoteProtocolError
 from .transport import TransportClosed, check_text, connect_failed, describe_os_error
+
+# What only the auth packet holds. websockets logs the start and the end of every frame at
+# DEBUG level (``> TEXT '{"authVersion":1,...Qx7bN8cL"}'``): the end of the auth frame is
+# the end of the passkey, so the whole line is replaced, whichever part of it survived.
+_AUTH_PACKET = re.compile(r"clientPasskey|clientIdentifier|authVersion")
+_REDACTED = "> TEXT <the authentication packet, not logged: it carries the passkey>"
+
+
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The ``websockets.client`` logger, minus the content of the authentication frame."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = f"{msg} {args}"
+        if _AUTH_PACKET.search(text):
+            msg, args = "%s", (_REDACTED,)
+        self.logger.log(level, msg, *args, **kwargs)
+
+
+_CLIENT_LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
 
 
 class WebsocketsTransport:
@@ -101,6 +127,7 @@ async def open_asyncio_transport(
             open_timeout=connect_timeout,
             close_timeout=close_timeout,
             max_size=max_message_size,
+            logger=_CLIENT_LOGGER,
         )
     except InvalidStatus as exc:
         reason = f"HTTP {exc.response.status_code} during websocket handshake"

@@ -30,6 +30,7 @@ from .._boundary import sdk_boundary
 from ..errors import LMStudioConnectionError
 from ._discovery import DEFAULT_PORTS, discover, resolve_credentials, resolve_host
 from ._exceptions import exceptions_unwrapped
+from ._keepalive import DEFAULT_KEEPALIVE, keepalive_settings
 from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT
 from .connection import DEFAULT_TIMEOUT, Connection, TransportFactory, check_timeout
 from .namespaces import (
@@ -69,6 +70,11 @@ class AsyncClient:
         (see :mod:`lmstudio_sdk._async.channel` for the policy when it fills up).
     :param drain_timeout: how long leaving a stream early waits for the server to confirm
         the cancellation.
+    :param keepalive_interval: seconds of silence on a socket after which the client sends
+        a ``keepAlive`` (``None``: never). See ``docs/reliability.md``.
+    :param keepalive_timeout: seconds the server then has to answer before the socket is
+        declared dead: what is in flight on it fails with ``LMStudioConnectionError`` and
+        the next call reconnects.
     :param transport_factory: ``(url, task_group) -> Transport``, to replace websockets
         (tests use an in-memory transport).
 
@@ -84,6 +90,8 @@ class AsyncClient:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         channel_buffer_size: int = DEFAULT_BUFFER_SIZE,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        keepalive_interval: float | None = DEFAULT_KEEPALIVE.interval,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE.timeout,
         transport_factory: TransportFactory | None = None,
     ) -> None:
         self._base_url = resolve_host(host)
@@ -101,6 +109,7 @@ class AsyncClient:
                 f"channel_buffer_size must be an int >= 1, got {channel_buffer_size!r}"
             )
         self._buffer_size = channel_buffer_size
+        self._keepalive = keepalive_settings(keepalive_interval, keepalive_timeout)
         self._transport_factory: TransportFactory = transport_factory or functools.partial(
             _connect_websocket, connect_timeout=connect_limit
         )
@@ -187,6 +196,7 @@ class AsyncClient:
                 connect_timeout=self._connect_timeout,
                 channel_buffer_size=self._buffer_size,
                 drain_timeout=self._drain_timeout,
+                keepalive=self._keepalive,
             )
             self._connections[namespace] = connection
         return connection

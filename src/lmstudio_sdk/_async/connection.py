@@ -76,6 +76,7 @@ from ..protocol.events import (
 )
 from ..protocol.session import ClientSession, endpoint_label
 from ._exceptions import exceptions_unwrapped
+from ._keepalive import DEFAULT_KEEPALIVE, KeepAliveSettings, run_keepalive
 from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel, MergeHook
 
 if TYPE_CHECKING:
@@ -164,6 +165,9 @@ class _Socket:
         self._death: Callable[[], LMStudioError] | None = None
         self.warnings = 0
         self.last_warning: str | None = None
+        # For keepalive (see _keepalive.py): when the last frame arrived, and its task's scope.
+        self.last_received = anyio.current_time()
+        self.keepalive_scope = anyio.CancelScope()
 
     def __repr__(self) -> str:
         state = "open" if self.alive else "dead"
@@ -254,6 +258,7 @@ class _Socket:
             except RemoteProtocolError as exc:  # a binary frame
                 await self._die(self._broken_error(exc))
                 return
+            self.last_received = anyio.current_time()
             try:
                 events = self.session.receive_text(text)
             except RemoteProtocolError as exc:
@@ -367,6 +372,7 @@ class _Socket:
                 lambda: LMStudioConnectionError(f"{self._where()}: the client was closed")
             )
         self._reader_scope.cancel()
+        self.keepalive_scope.cancel()
         await self.transport.aclose()
 
 
@@ -388,8 +394,10 @@ class Connection:
         connect_timeout: float = 10.0,
         channel_buffer_size: int = DEFAULT_BUFFER_SIZE,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        keepalive: KeepAliveSettings | None = DEFAULT_KEEPALIVE,
     ) -> None:
         self.namespace = namespace
+        self._keepalive = keepalive
         self._resolve_url = resolve_url
         self._credentials = credentials
         self._task_group = task_group
@@ -584,6 +592,10 @@ class Connection:
         assert isinstance(event, Authenticated)
         sock = _Socket(self.namespace, url, transport, session, self._task_group)
         self._task_group.start_soon(sock.run_reader, name=f"lmstudio_sdk reader {url}")
+        if self._keepalive is not None:
+            self._task_group.start_soon(
+                run_keepalive, sock, self._keepalive, name=f"lmstudio_sdk keepalive {url}"
+            )
         logger.debug("connected to %s", url)
         return sock
 

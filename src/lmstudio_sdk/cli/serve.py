@@ -72,7 +72,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="TOKEN",
         help="accept this API token (sk-lm-XXXXXXXX:YYYYYYYYYYYYYYYYYYYY; repeatable). "
-        "With a token, clients without one are refused unless --allow-guests is given",
+        "With a token, clients without one are refused unless --allow-guests is given. "
+        "Other users of this machine can read the command line: prefer --api-token-file "
+        "or the LMSDK_SERVER_API_TOKENS environment variable",
+    )
+    parser.add_argument(
+        "--api-token-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="accept the API tokens in this file (one per line, # comments; repeatable)",
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let browser pages from ORIGIN (e.g. http://localhost:3000) open websockets; "
+        "by default every request with an Origin header is refused (repeatable)",
+    )
+    parser.add_argument(
+        "--share-logs",
+        action="store_true",
+        help="let every client read every client's prompts and outputs in "
+        "diagnostics.streamLogs (LM Studio's behaviour); by default each sees its own",
     )
     parser.add_argument(
         "--allow-guests",
@@ -115,6 +139,20 @@ def _parse_model(spec: str) -> tuple[str, Path]:
     return key, Path(path)
 
 
+def _api_tokens(args: argparse.Namespace) -> tuple[str, ...]:
+    from ..server._auth import tokens_from_env, tokens_from_file
+
+    if args.api_token:
+        logging.getLogger("lmstudio_sdk.server").warning(
+            "--api-token puts the token on the command line, where other users of this machine "
+            "can read it; use --api-token-file or LMSDK_SERVER_API_TOKENS instead"
+        )
+    tokens = [*args.api_token, *tokens_from_env()]
+    for path in args.api_token_file:
+        tokens.extend(tokens_from_file(path))
+    return tuple(tokens)
+
+
 def build_options(args: argparse.Namespace) -> Any:
     """The :class:`~lmstudio_sdk.server.ServerOptions` the arguments describe."""
     from ..errors import LMStudioError
@@ -150,12 +188,15 @@ def build_options(args: argparse.Namespace) -> Any:
     elif not models:
         raise UsageError(no_model_message(missing_bundled_models()))
     try:
+        tokens = _api_tokens(args)
         return ServerOptions(
             host=args.host,
             port=args.port,
             models=models,
-            api_tokens=args.api_token,
-            require_auth=bool(args.api_token) and not args.allow_guests,
+            api_tokens=tokens,
+            require_auth=bool(tokens) and not args.allow_guests,
+            share_logs=args.share_logs,
+            allowed_origins=args.allow_origin,
             strict_errors=args.strict_errors,
             file_storage_dir=args.file_dir,
             llama_threads=default_threads() if threads is None else threads,

@@ -71,7 +71,6 @@ if _orjson is not None:
 
 else:
     _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-    _json_loads = json.loads
 
     def dumps(value: Any) -> str:
         """Serialise a JSON value to a compact text frame."""
@@ -79,7 +78,48 @@ else:
 
     def loads(text: str | bytes) -> Any:
         """Parse one JSON text frame."""
-        return _json_loads(text)
+        return stdlib_loads(text)
+
+
+def stdlib_loads(text: str | bytes) -> Any:
+    """Parse one JSON text frame with the stdlib (what :func:`loads` is without orjson)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        # The stdlib parser recurses per nesting level; orjson stops at 1024 levels with a
+        # ValueError. Same error, same message, whichever decoder is installed.
+        raise _depth_error(text) from None
+
+
+MAX_JSON_DEPTH = 1024
+"""orjson's nesting limit (arrays and objects), also applied to the stdlib decoder."""
+
+
+def _depth_error(text: str | bytes) -> ValueError:
+    """orjson's error for ``text`` nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    depth, in_string, escaped, line, line_start, index = 0, False, False, 1, 0, 0
+    for index, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                break
+        elif char in "]}":
+            depth -= 1
+        elif char == "\n":
+            line, line_start = line + 1, index + 1
+    column = index - line_start + 2
+    return ValueError(f"depth limit exceeded: line {line} column {column} (char {index + 1})")
 
 
 @attrs.frozen

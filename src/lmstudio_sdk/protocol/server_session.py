@@ -70,6 +70,7 @@ import attrs
 
 from ..errors import LMStudioAuthError, LocalProtocolError, RemoteProtocolError
 from . import codec
+from ._ids import out_of_range_id
 from ._unset import UNSET
 from .codec import Unknown
 from .endpoints._spec import ChannelSpec, RpcSpec
@@ -316,6 +317,9 @@ class ServerSession:
                 message = decode_client_message(text)
             except RemoteProtocolError as exc:
                 return [MessageIgnored(str(exc))]
+            bad_id = out_of_range_id(message)
+            if bad_id is not None:
+                return self._reject("unknown", bad_id)
             return self._handlers[type(message)](message)
         if self._state is SessionState.AWAITING_AUTH:
             return self._receive_auth(text)

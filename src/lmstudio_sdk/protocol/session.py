@@ -84,6 +84,7 @@ import attrs
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import codec
+from ._salvage import salvage_too_deep, string_error_as_object
 from ._unset import UNSET, UnsetType
 from .codec import Unknown
 from .endpoints._spec import ChannelSpec, RpcSpec
@@ -415,7 +416,10 @@ class ClientSession:
         :class:`~lmstudio_sdk.errors.RemoteProtocolError`; the session state is unchanged.
         """
         if self._state is SessionState.OPEN:
-            raw = parse_json(text)
+            try:
+                raw = parse_json(text)
+            except RemoteProtocolError as exc:  # too deep: maybe only one channel's loss
+                return salvage_too_deep(self, text, exc)
             # Fast path for the hottest frame, a plain ``channelSend``: no envelope object.
             if (
                 type(raw) is dict
@@ -424,6 +428,7 @@ class ClientSession:
                 and "ackId" not in raw
             ):
                 return self._on_channel_packet(raw["channelId"], raw.get("message", UNSET))
+            raw = string_error_as_object(raw)
             message: ServerToClient = codec.structure(raw, ServerToClient, what="frame")
             return self._handlers[type(message)](message)
         if self._state is SessionState.AWAITING_AUTH:

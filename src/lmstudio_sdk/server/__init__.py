@@ -20,6 +20,7 @@ from __future__ import annotations
 from ._app import RunningServer, running_server, serve
 from ._background import BackgroundServer
 from ._catalog_file import Catalog, CatalogError, Preload, load_catalog
+from ._limits import ServerLimits
 from ._options import (
     DEFAULT_PORT,
     ServedModel,
@@ -45,6 +46,7 @@ __all__ = [
     "Script",
     "ScriptedToolCall",
     "ServedModel",
+    "ServerLimits",
     "ServerOptions",
     "ServerStats",
     "StatsSnapshot",

@@ -10,6 +10,7 @@ path gets a 404 before the upgrade. It runs on asyncio; see :func:`running_serve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -26,7 +27,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from .._version import __version__
-from ._connection import Connection
+from ._connection import Connection, peer_address
+from ._limits import printable
 from ._options import ServedModel, ServerOptions, is_loopback
 from ._state import NAMESPACES, ServerState
 from ._stats import ServerStats
@@ -54,6 +56,21 @@ class _QuietFramesLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 _WEBSOCKETS_LOGGER = _QuietFramesLogger(logging.getLogger("websockets.server"), {})
 
 
+class _DropOnProtocolError(ServerConnection):
+    """A connection whose TCP socket is dropped as soon as its peer breaks the protocol.
+
+    After failing a connection (a frame over the size limit, say), websockets keeps
+    reading and discarding what the peer sends until the close handshake times out: a
+    client pushing a 60 MB frame would keep the event loop busy discarding it for seconds,
+    stalling every other client. Nothing that peer sends matters any more: drop it now.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.protocol.parser_exc is not None:
+            self.transport.abort()
+
+
 def _json_response(status: HTTPStatus, body: Any) -> Response:
     data = json.dumps(body, separators=(",", ":")).encode()
     headers = Headers(
@@ -67,19 +84,44 @@ def _json_response(status: HTTPStatus, body: Any) -> Response:
     return Response(status.value, status.phrase, headers, data)
 
 
-def _process_request(ws: ServerConnection, request: Request) -> Response | None:
-    path = urlsplit(request.path).path
-    if path == "/lmstudio-greeting":
-        # What the official clients probe; the body must be exactly lmstudio: true.
-        return _json_response(HTTPStatus.OK, {"lmstudio": True})
-    if path == "/lms-status":
-        return _json_response(HTTPStatus.OK, {"package": "lmstudio-sdk", "version": __version__})
-    if path.startswith("/") and path[1:] in NAMESPACES:
+def _request_handler(state: ServerState) -> Callable[[ServerConnection, Request], Response | None]:
+    options = state.options
+
+    def process_request(ws: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/lmstudio-greeting":
+            # What the official clients probe; the body must be exactly lmstudio: true.
+            return _json_response(HTTPStatus.OK, {"lmstudio": True})
+        if path == "/lms-status":
+            return _json_response(
+                HTTPStatus.OK, {"package": "lmstudio-sdk", "version": __version__}
+            )
+        if not (path.startswith("/") and path[1:] in NAMESPACES):
+            return ws.respond(
+                HTTPStatus.NOT_FOUND,
+                f"Not found: {path}. Websockets are served on /{', /'.join(NAMESPACES)}.\n",
+            )
+        # Browsers always send Origin on a websocket upgrade, other clients do not: a page
+        # on some web site must not drive a local server (it would read prompts, load models).
+        origin = request.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() not in options.allowed_origins:
+            state.record_refusal("origin not allowed")
+            return ws.respond(
+                HTTPStatus.FORBIDDEN,
+                f"Websocket from origin {printable(origin, 200)} refused: browser pages may "
+                "only connect from an allowed origin (lmsdk serve --allow-origin ORIGIN).\n",
+            )
+        reason = state.connections.refusal(peer_address(ws))
+        if reason is not None:
+            state.record_refusal("too many connections")
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, reason + "\n")
+        # Until it authenticates a socket may only send a small frame (the auth packet):
+        # the header of a bigger one closes it with 1009 before its payload is read.
+        # (The parser reads this size at every frame, so the handler raises it later.)
+        ws.protocol.max_message_size = options.limits.max_auth_frame_bytes
         return None  # go on with the websocket handshake
-    return ws.respond(
-        HTTPStatus.NOT_FOUND,
-        f"Not found: {path}. Websockets are served on /{', /'.join(NAMESPACES)}.\n",
-    )
+
+    return process_request
 
 
 class RunningServer:
@@ -126,6 +168,20 @@ class RunningServer:
     def stats(self) -> ServerStats:
         """Open-channel statistics (``open_channels``, ``peak_open_channels``...; resettable)."""
         return self._state.stats
+
+    @property
+    def open_connections(self) -> int:
+        """Websockets open right now (all namespaces and clients)."""
+        return self._state.connections.total
+
+    async def connections_closed(self) -> None:
+        """Wait until no websocket is open (every client's close has been processed)."""
+        await self._state.connections.wait_idle()
+
+    @property
+    def refusals(self) -> dict[str, int]:
+        """Sockets refused or closed by the server's limits, counted by reason."""
+        return dict(self._state.refusals)
 
     def loaded_identifiers(self) -> list[str]:
         """Identifiers of the instances loaded right now."""
@@ -181,10 +237,21 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
 
     async def handler(ws: ServerConnection) -> None:
         namespace = urlsplit(ws.request.path).path[1:] if ws.request is not None else ""
+        address = peer_address(ws)
+        # Checked again here: many handshakes may have passed process_request at once.
+        refused = state.connections.add(address)
+        if refused is not None:
+            state.record_refusal("too many connections")
+            logger.warning("refused a websocket from %s: %s", address, refused)
+            with contextlib.suppress(Exception):
+                await ws.close(1013, "too many connections; retry later")
+            return
         try:
             await Connection(ws, namespace, state).serve()
         except Exception:
             logger.exception("connection handler for /%s failed", namespace)
+        finally:
+            state.connections.remove(address)
 
     try:
         # Bound before anything else runs, so that a busy port is a plain OSError.
@@ -192,12 +259,13 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             handler,
             options.host,
             options.port,
-            process_request=_process_request,
+            process_request=_request_handler(state),
             max_size=options.max_frame_bytes,
             compression=None,  # loopback: deflate costs CPU and saves nothing
             close_timeout=2,
             server_header=f"lmstudio-sdk/{__version__}",
             logger=_WEBSOCKETS_LOGGER,
+            create_connection=_DropOnProtocolError,
         )
         # The TTL watcher is a task owned by this block, cancelled and awaited when it ends.
         # It is not in a task group: the caller's code runs inside this block, and a task

@@ -189,6 +189,16 @@ class BackgroundServer:
         assert isinstance(result, list)
         return result
 
+    def wait_connections_closed(self) -> None:
+        """Block until no websocket is open (raises ``TimeoutError`` after ``shutdown_timeout``)."""
+        self._call(self._running().connections_closed)
+
+    def refusals(self) -> dict[str, int]:
+        """Sockets refused or closed by the server's limits, by reason (thread-safe)."""
+        result = self._call(lambda: self._running().refusals)
+        assert isinstance(result, dict)
+        return result
+
     def unload_all(self) -> None:
         """Unload every loaded instance (thread-safe)."""
         self._call(self._running().unload_all)

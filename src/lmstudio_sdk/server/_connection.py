@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.to_thread
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -51,6 +52,7 @@ from ..protocol.server_session import ServerSession
 from ..protocol.session import SessionState
 from ..protocol.wire import SerializedError
 from ._errors import from_engine_error
+from ._limits import printable
 from .engines.base import EngineError, InjectedWireFault
 
 if TYPE_CHECKING:
@@ -63,6 +65,7 @@ __all__ = [
     "Connection",
     "ConnectionDropped",
     "RpcHandler",
+    "peer_address",
 ]
 
 logger = logging.getLogger("lmstudio_sdk.server")
@@ -143,6 +146,7 @@ class Connection:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._dropped = False
         self._peer = _peer_name(ws)
+        self._large_frame = server.options.limits.large_frame_bytes
 
     def __repr__(self) -> str:
         return f"<Connection /{self.namespace} from {self._peer} {self.session.state.value}>"
@@ -182,15 +186,23 @@ class Connection:
                 await self._send_frames(self.session.data_to_send())
                 for event in events:
                     if isinstance(event, ClientAuthenticated):
-                        logger.debug("%r: client %s authenticated", self, event.client_identifier)
+                        logger.debug(
+                            "%r: client %s authenticated", self, printable(event.client_identifier)
+                        )
+                        # Authenticated: frames up to the configured size from now on.
+                        self.ws.protocol.max_message_size = self.server.options.max_frame_bytes
                         return True
                     if isinstance(event, AuthenticationRejected):
-                        logger.info("%r: authentication rejected: %s", self, event.reason)
+                        logger.info(
+                            "%r: authentication rejected: %s", self, printable(event.reason)
+                        )
                         await self._close(1008, "authentication failed")
                         return False
                     if isinstance(event, MessageIgnored):
                         logger.info(
-                            "%r: ignored a frame before authentication: %s", self, event.reason
+                            "%r: ignored a frame before authentication: %s",
+                            self,
+                            printable(event.reason),
                         )
         reply = self.session.authentication_timed_out()
         logger.info("%r: no authentication within %gs", self, self.server.options.auth_timeout)
@@ -208,7 +220,14 @@ class Connection:
             if self.server.options.frame_recorder is not None:
                 # After authentication only: the authentication frame carries the passkey.
                 self.server.options.frame_recorder(self.namespace, frame)
-            events = self.session.receive_text(frame)
+            if len(frame) >= self._large_frame:
+                # Parsing tens of megabytes takes long enough to stall every other client
+                # of this event loop: do it in a thread. The write lock keeps this
+                # connection's own tasks away from the session meanwhile.
+                async with self._write_lock:
+                    events = await anyio.to_thread.run_sync(self.session.receive_text, frame)
+            else:
+                events = self.session.receive_text(frame)
             frames = self.session.data_to_send()
             if frames:
                 await self._send_frames(frames)
@@ -220,6 +239,10 @@ class Connection:
         if isinstance(event, CallReceived):
             self._task_group.start_soon(self._run_call, event, name=f"rpc {event.spec.name}")
         elif isinstance(event, ChannelOpened):
+            limit = self.server.options.limits.max_channels_per_connection
+            if len(self._channels) >= limit:
+                await self._refuse_channel(event, limit)
+                return
             context = ChannelContext(self, event.channel_id, event.spec)
             self._channels[event.channel_id] = context
             self._task_group.start_soon(
@@ -230,16 +253,29 @@ class Connection:
             if channel is not None:
                 channel.deliver(event.packet)
         elif isinstance(event, RequestRejected):
-            logger.info("%r: rejected (%s): %s", self, event.kind, event.reason)
+            logger.info("%r: rejected (%s): %s", self, event.kind, printable(event.reason))
         elif isinstance(event, MessageIgnored):
-            logger.info("%r: ignored a frame: %s", self, event.reason)
+            logger.info("%r: ignored a frame: %s", self, printable(event.reason))
             # The reference only logs this; we also tell the client, within the warning cap,
             # so a broken client learns why nothing happens.
             await self._warn(f"Received a frame that is not a valid message: {event.reason}")
         elif isinstance(event, WarningReceived):
             logger.warning(
-                "%r: the client sent a warning (%s): %s", self, event.kind, event.warning
+                "%r: the client sent a warning (%s): %s",
+                self,
+                printable(event.kind),
+                printable(event.warning),
             )
+
+    async def _refuse_channel(self, event: ChannelOpened, limit: int) -> None:
+        self.server.record_refusal("too many channels")
+        error = SerializedError(
+            title=f"Too many open channels: one connection may have {limit} open at once",
+            cause="limits.max_channels_per_connection of the server",
+            suggestion="Wait for (or cancel) running predictions and other channels first.",
+        )
+        with contextlib.suppress(ConnectionDropped):
+            await self._write(lambda: self.session.fail_channel(event.channel_id, error))
 
     async def _warn(self, warning: str) -> None:
         frame = self.session.warn(warning)
@@ -249,6 +285,15 @@ class Connection:
     # ------------------------------------------------------------------ calls and channels
 
     async def _run_call(self, event: CallReceived) -> None:
+        # The socket may close between the handler's end and the answer: nobody to tell.
+        with contextlib.suppress(ConnectionDropped):
+            await self._answer_call(event)
+
+    async def _run_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
+        with contextlib.suppress(ConnectionDropped):
+            await self._serve_channel(context, event)
+
+    async def _answer_call(self, event: CallReceived) -> None:
         handler = self.server.rpc_handler(event.spec)
         context = CallContext(self)
         call_id = event.call_id
@@ -266,7 +311,7 @@ class Connection:
             internal = SerializedError(title=f"Internal server error: {exc}")
             await self._write(lambda: self.session.reply_error(call_id, internal))
 
-    async def _run_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
+    async def _serve_channel(self, context: ChannelContext, event: ChannelOpened) -> None:
         handler = self.server.channel_handler(event.spec)
         channel_id = event.channel_id
         stats = self.server.stats
@@ -320,18 +365,35 @@ class Connection:
             if self._dropped or self.session.state is not SessionState.OPEN:
                 raise ConnectionDropped
             frame = make_frame()
-            try:
+            await self._send_one(frame, dropped=True)
+
+    async def _send_one(self, frame: str, *, dropped: bool) -> None:
+        """Send a frame, bounded: a client that stopped reading is closed, not waited on."""
+        stall = self.server.options.limits.send_stall_timeout
+        try:
+            with anyio.fail_after(stall):
                 await self.ws.send(frame)
-            except ConnectionClosed:
+        except ConnectionClosed:
+            if dropped:
+                raise ConnectionDropped from None
+        except TimeoutError:
+            self.server.record_refusal("stopped reading")
+            self.server.logs.server_log(
+                f"Closed a connection to /{self.namespace} from {self._peer}: the client "
+                f"stopped reading what it was sent for {stall:g}s (limits.send_stall_timeout)",
+                "warn",
+            )
+            self._dropped = True
+            self.ws.transport.abort()
+            if dropped:
                 raise ConnectionDropped from None
 
     async def _send_frames(self, frames: list[str]) -> None:
         async with self._write_lock:
             for frame in frames:
-                try:
-                    await self.ws.send(frame)
-                except ConnectionClosed:
+                if self._dropped:
                     return
+                await self._send_one(frame, dropped=False)
 
     async def _close(self, code: int, reason: str) -> None:
         with anyio.move_on_after(2), contextlib.suppress(ConnectionClosed):
@@ -370,6 +432,17 @@ def _unwrap(exc: BaseException) -> BaseException:
         if not isinstance(inner, tuple) or len(inner) != 1:
             return exc
         exc = inner[0]
+
+
+def peer_address(ws: ServerConnection) -> str:
+    """The remote IP address of a socket (``"?"`` when unknown)."""
+    try:
+        address = ws.remote_address
+    except Exception:  # pragma: no cover - transport already gone
+        return "?"
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return str(address)
 
 
 def _peer_name(ws: ServerConnection) -> str:

@@ -17,6 +17,7 @@ import itertools
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -69,7 +70,14 @@ def file_type_of(name: str) -> str:
 class FileStore:
     """See the module docstring."""
 
-    def __init__(self, root: Path | None, *, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        root: Path | None,
+        *,
+        max_upload_bytes: int,
+        max_files_per_client: int | None = None,
+        max_total_bytes_per_client: int | None = None,
+    ) -> None:
         self._owned = root is None
         self.root = (
             Path(tempfile.mkdtemp(prefix="lmsdk-files-")) if root is None else root
@@ -77,6 +85,11 @@ class FileStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_upload_bytes = max_upload_bytes
         self._counter = itertools.count(1)
+        self._max_files = max_files_per_client
+        self._max_total = max_total_bytes_per_client
+        # Per identity: (files, bytes) stored. Uploads run in worker threads, hence the lock.
+        self._usage: dict[str, tuple[int, int]] = {}
+        self._usage_lock = threading.Lock()
 
     def client_dir(self, client_identifier: str) -> Path:
         digest = hashlib.sha256(client_identifier.encode("utf-8")).hexdigest()[:32]
@@ -105,12 +118,30 @@ class FileStore:
             ) from None
         if len(data) > self.max_upload_bytes:
             raise _too_large(self.max_upload_bytes)
+        self._reserve(client_identifier, len(data))
         safe = sanitize_file_name(name)
         identifier = f"{next(self._counter)}-{safe}"
         directory = self.client_dir(client_identifier)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / identifier).write_bytes(data)
         return identifier, file_type_of(safe), len(data)
+
+    def _reserve(self, client_identifier: str, size: int) -> None:
+        with self._usage_lock:
+            files, total = self._usage.get(client_identifier, (0, 0))
+            if self._max_files is not None and files >= self._max_files:
+                raise bad_request(
+                    f"Too many uploaded files: a client may keep {self._max_files} "
+                    "(limits.max_upload_files_per_client).",
+                    cause="Files are deleted when the client disconnects; reconnect to start over.",
+                )
+            if self._max_total is not None and total + size > self._max_total:
+                raise bad_request(
+                    f"Upload quota exceeded: a client may upload {self._max_total} bytes in all "
+                    f"and has {total} (limits.max_upload_total_bytes_per_client).",
+                    cause="Files are deleted when the client disconnects; reconnect to start over.",
+                )
+            self._usage[client_identifier] = (files + 1, total + size)
 
     def path_of(self, client_identifier: str, file_identifier: str) -> Path:
         """Absolute path of one of the client's files (a clear error if there is none)."""
@@ -136,6 +167,8 @@ class FileStore:
 
     def release(self, client_identifier: str) -> None:
         """Delete a client's files (its identity was released)."""
+        with self._usage_lock:
+            self._usage.pop(client_identifier, None)
         shutil.rmtree(self.client_dir(client_identifier), ignore_errors=True)
 
     def close(self) -> None:

@@ -4,6 +4,11 @@ Publishing never blocks and never fails: each subscriber has a bounded buffer, a
 subscriber that falls behind loses the oldest events it has not read (it is told how many
 in a ``server.log`` warning when it catches up). Events are the wire classes of
 :mod:`lmstudio_sdk.protocol.endpoints.diagnostics`.
+
+Events carry the client identity they belong to (a prompt, an output, a notification) or
+none (the server's own messages: loads, unloads). Unless the server shares logs
+(``--share-logs``), a subscriber only receives its own identity's events and the
+server's: prompts and file text never reach another client.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import anyio
 
 from ..protocol.endpoints.diagnostics import DiagnosticsLogEvent, ServerLog
+from ._limits import printable
 
 __all__ = ["LogBus", "LogSubscription"]
 
@@ -29,7 +35,8 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING
 class LogSubscription:
     """One subscriber's queue of log events."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, owner: str | None) -> None:
+        self.owner = owner
         self._queue: collections.deque[DiagnosticsLogEvent] = collections.deque()
         self._limit = limit
         self._dropped = 0
@@ -64,32 +71,41 @@ def _event(data: Any) -> DiagnosticsLogEvent:
 class LogBus:
     """Fan-out of diagnostics events to the ``streamLogs`` channels currently open."""
 
-    def __init__(self, per_subscriber_limit: int = 1000) -> None:
+    def __init__(self, per_subscriber_limit: int = 1000, *, share: bool = False) -> None:
         self._subscribers: set[LogSubscription] = set()
         self._limit = per_subscriber_limit
+        self._share = share
 
     @property
     def subscribers(self) -> int:
         """How many ``streamLogs`` channels are listening."""
         return len(self._subscribers)
 
-    def publish(self, data: Any) -> None:
-        """Send a ``DiagnosticsLogEventData`` value to every subscriber (never blocks)."""
+    def publish(self, data: Any, *, owner: str | None = None) -> None:
+        """Send a ``DiagnosticsLogEventData`` value to its subscribers (never blocks).
+
+        ``owner`` is the client identity the event belongs to: only that identity's
+        subscribers receive it, unless logs are shared. ``None``: a server event, for all.
+        """
         if not self._subscribers:
             return
         event = _event(data)
         for subscription in self._subscribers:
-            subscription.put(event)
+            if owner is None or self._share or subscription.owner == owner:
+                subscription.put(event)
 
-    def server_log(self, content: str, level: str = "info") -> None:
-        """Log a server message to the Python logger and to the subscribers."""
-        logger.log(_LEVELS.get(level, logging.ERROR), "%s", content)
-        self.publish(ServerLog(content, level))
+    def server_log(self, content: str, level: str = "info", *, owner: str | None = None) -> None:
+        """Log a server message to the Python logger and to the subscribers.
+
+        Control characters are escaped in the Python log (one event, one line of output).
+        """
+        logger.log(_LEVELS.get(level, logging.ERROR), "%s", printable(content))
+        self.publish(ServerLog(content, level), owner=owner)
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[LogSubscription]:
-        """Receive the events published while the block runs."""
-        subscription = LogSubscription(self._limit)
+    async def subscribe(self, owner: str | None = None) -> AsyncIterator[LogSubscription]:
+        """Receive the events published while the block runs (``owner``'s and the server's)."""
+        subscription = LogSubscription(self._limit, owner)
         self._subscribers.add(subscription)
         try:
             yield subscription

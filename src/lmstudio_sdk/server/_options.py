@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..protocol.session import parse_api_token
+from ._limits import ServerLimits
 from .engines.base import Domain, ModelFacts
 from .engines.scripted import Faults, Script, scripted_embedding_facts, scripted_llm_facts
 
@@ -197,6 +198,17 @@ def _catalog_converter(value: Any) -> Any:
     return load_catalog(value)
 
 
+def _tokens_converter(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _origins_converter(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    # Browsers send the origin without a trailing slash and with a lower-case scheme/host.
+    return tuple(origin.strip().rstrip("/").lower() for origin in value)
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -244,6 +256,14 @@ class ServerOptions:
     :param jit_unload_previous: like LM Studio's default (Auto-Evict), a ``getOrLoad`` that
         loads a model first unloads the models of its domain that earlier ``getOrLoad`` calls
         loaded (never the ones loaded explicitly); ``False`` keeps them.
+    :param limits: what one client may cost the server (connections, frames before
+        authentication, channels, uploads, loaded models...): see :class:`ServerLimits`.
+    :param share_logs: let every client read every client's activity (prompts, outputs,
+        notifications) in ``diagnostics.streamLogs``, as LM Studio does. Off by default:
+        a client only sees its own activity and the server's own messages.
+    :param allowed_origins: browser origins (``http://localhost:3000``) allowed to open a
+        websocket. Requests without an ``Origin`` header (every non-browser client) are
+        always allowed; a browser page from any other origin is refused with HTTP 403.
     """
 
     host: str = "127.0.0.1"
@@ -252,7 +272,7 @@ class ServerOptions:
         default=None, converter=_models_converter, validator=_check_models
     )
     api_tokens: tuple[str, ...] = attrs.field(
-        default=(), converter=tuple, validator=_check_tokens, repr=False
+        default=(), converter=_tokens_converter, validator=_check_tokens, repr=False
     )
     require_auth: bool | None = None
     strict_errors: bool = False
@@ -266,6 +286,11 @@ class ServerOptions:
     frame_recorder: Callable[[str, str | bytes], object] | None = attrs.field(
         default=None, repr=False
     )
+    limits: ServerLimits = attrs.field(
+        factory=ServerLimits, validator=attrs.validators.instance_of(ServerLimits)
+    )
+    share_logs: bool = False
+    allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=_origins_converter)
 
     def __attrs_post_init__(self) -> None:
         if self.require_auth and not self.api_tokens:

@@ -23,6 +23,7 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from .._async._keepalive import DEFAULT_KEEPALIVE
 from .._async.channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT
 from .._async.client import AsyncClient
 from .._async.connection import DEFAULT_TIMEOUT
@@ -112,6 +113,9 @@ class Client:
     :param channel_buffer_size: packets a stream buffers for a consumer that lags behind.
     :param drain_timeout: how long leaving a stream early waits for the server to confirm
         the cancellation.
+    :param keepalive_interval, keepalive_timeout: probe a socket silent for
+        ``keepalive_interval`` seconds; dead if the server stays silent ``keepalive_timeout``
+        more (``keepalive_interval=None``: never probe).
 
     :raises ValueError: a malformed ``host`` or API token (the token is never repeated).
     :raises SyncInAsyncContextError: created inside a running event loop (use
@@ -130,6 +134,8 @@ class Client:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         channel_buffer_size: int = DEFAULT_BUFFER_SIZE,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        keepalive_interval: float | None = DEFAULT_KEEPALIVE.interval,
+        keepalive_timeout: float = DEFAULT_KEEPALIVE.timeout,
     ) -> None:
         check_not_in_event_loop()
         self._async = AsyncClient(
@@ -139,6 +145,8 @@ class Client:
             connect_timeout=connect_timeout,
             channel_buffer_size=channel_buffer_size,
             drain_timeout=drain_timeout,
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=keepalive_timeout,
         )
         self._runtime = _Runtime(self._async)
         self._finalizer = weakref.finalize(self, _Runtime.close, self._runtime)

@@ -159,7 +159,8 @@ async def _predict(
     server.logs.publish(
         LLMPredictionInputLog(
             input=prompt, model_path=instance.facts.path, model_identifier=instance.identifier
-        )
+        ),
+        owner=context.client_identifier,
     )
     output: list[str] = []
     finished: Finished | None = None
@@ -222,7 +223,8 @@ async def _predict(
     server.logs.publish(
         LLMPredictionOutputLog(
             output="".join(output), model_identifier=instance.identifier, stats=stats
-        )
+        ),
+        owner=context.client_identifier,
     )
 
 

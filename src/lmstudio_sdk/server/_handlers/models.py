@@ -215,6 +215,7 @@ async def load_with_progress(
                     inner.cancel_scope.cancel()
 
                 inner.start_soon(cancel_on_request)
+                context.server.check_load_quota(context.client_identifier)
                 instance = await context.server.catalog.load(
                     model,
                     identifier=identifier,
@@ -223,6 +224,7 @@ async def load_with_progress(
                     progress=on_progress,
                     jit=jit,
                 )
+                context.server.record_load(context.client_identifier, instance.identifier)
                 inner.cancel_scope.cancel()
         finally:
             send_progress.close()

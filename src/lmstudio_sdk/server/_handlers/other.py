@@ -88,13 +88,29 @@ async def info(context: CallContext, parameter: None) -> SystemInfo:
 @TABLE.rpc(system_ep.NOTIFY)
 async def notify(context: CallContext, parameter: NotifyParameter) -> None:
     detail = f": {parameter.description}" if isinstance(parameter.description, str) else ""
-    context.server.logs.server_log(f"Notification: {parameter.title}{detail}")
+    context.server.logs.server_log(
+        f"Notification: {parameter.title}{detail}", owner=context.client_identifier
+    )
+
+
+_MAX_FLAG_LENGTH = 256
 
 
 @TABLE.rpc(system_ep.SET_EXPERIMENT_FLAG)
 async def set_experiment_flag(context: CallContext, parameter: SetExperimentFlagParameter) -> None:
     flags = context.server.experiment_flags
-    if parameter.value:
+    limit = context.server.options.limits.max_experiment_flags
+    if parameter.value and parameter.code not in flags:
+        if len(flags) >= limit:
+            raise bad_request(
+                f"Too many experiment flags: this server keeps at most {limit} "
+                "(limits.max_experiment_flags).",
+                cause="Clear flags you no longer need (value false) first.",
+            )
+        if len(parameter.code) > _MAX_FLAG_LENGTH:
+            raise bad_request(
+                f"Experiment flag codes are at most {_MAX_FLAG_LENGTH} characters long.",
+            )
         flags.add(parameter.code)
     else:
         flags.discard(parameter.code)
@@ -116,7 +132,8 @@ async def alive(context: ChannelContext, parameter: None) -> None:
 
 @TABLE.channel(diagnostics_ep.STREAM_LOGS)
 async def stream_logs(context: ChannelContext, parameter: None) -> None:
-    async with context.server.logs.subscribe() as subscription, anyio.create_task_group() as group:
+    subscribe = context.server.logs.subscribe(context.client_identifier)
+    async with subscribe as subscription, anyio.create_task_group() as group:
 
         async def end_on_stop() -> None:
             await context.cancel_requested.wait()
