@@ -161,20 +161,11 @@ def test_path_matching(wanted: str, expected: bool) -> None:
 
 
 def test_the_cli_serves_a_catalogue(catalog_file: Path) -> None:
+    from lmstudio_sdk.cli import build_parser
     from lmstudio_sdk.cli.serve import UsageError, build_options
 
     def args(catalog: Path) -> argparse.Namespace:
-        return argparse.Namespace(
-            host="127.0.0.1",
-            port=0,
-            model=[],
-            scripted=False,
-            catalog=catalog,
-            api_token=[],
-            allow_guests=False,
-            strict_errors=False,
-            file_dir=None,
-        )
+        return build_parser().parse_args(["serve", "--port", "0", "--catalog", str(catalog)])
 
     options = build_options(args(catalog_file))
     assert isinstance(options.catalog, Catalog)

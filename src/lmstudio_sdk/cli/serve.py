@@ -166,7 +166,7 @@ def build_options(args: argparse.Namespace) -> Any:
     )
     from ..server.engines import missing_bundled_models
 
-    threads = getattr(args, "threads", None)
+    threads = args.threads
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {threads}")
     catalog = getattr(args, "catalog", None)
