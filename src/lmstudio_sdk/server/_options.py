@@ -20,6 +20,7 @@ import attrs
 from ..protocol.session import parse_api_token
 from .engines.base import Domain, ModelFacts
 from .engines.scripted import Faults, Script, scripted_embedding_facts, scripted_llm_facts
+from .upstream._config import Upstream
 
 __all__ = [
     "DEFAULT_PORT",
@@ -176,6 +177,19 @@ def _check_positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> No
         raise ValueError(f"{attribute.name} must be > 0, not {value!r}")
 
 
+def _upstreams_converter(value: Iterable[Upstream]) -> tuple[Upstream, ...]:
+    return tuple(value)
+
+
+def _check_upstreams(_: Any, __: Any, value: tuple[Upstream, ...]) -> None:
+    for upstream in value:
+        if not isinstance(upstream, Upstream):
+            raise TypeError(
+                f"upstreams must be Upstream objects (lmstudio_sdk.server.upstream), "
+                f"not {type(upstream).__name__}"
+            )
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -214,6 +228,9 @@ class ServerOptions:
     :param max_upload_bytes: the largest decoded file ``files.uploadFileBase64`` accepts.
     :param auth_timeout: seconds a new socket has to authenticate.
     :param llama_threads: CPU threads each llama.cpp model uses.
+    :param upstreams: OpenAI-compatible servers to front
+        (:class:`~lmstudio_sdk.server.upstream.Upstream`); their models are offered next to
+        ``models`` and shown as loaded. Needs the ``upstream`` extra (httpx).
     """
 
     host: str = "127.0.0.1"
@@ -231,6 +248,9 @@ class ServerOptions:
     max_upload_bytes: int = attrs.field(default=32 * _MIB, validator=_check_positive)
     auth_timeout: float = attrs.field(default=10.0, validator=_check_positive)
     llama_threads: int = attrs.field(default=2, validator=_check_positive)
+    upstreams: tuple[Upstream, ...] = attrs.field(
+        default=(), converter=_upstreams_converter, validator=_check_upstreams
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.require_auth and not self.api_tokens:
@@ -241,7 +261,9 @@ class ServerOptions:
         return (
             f"ServerOptions(host={self.host!r}, port={self.port}, models=[{models}], "
             f"api_tokens=<{len(self.api_tokens)} hidden>, require_auth={self.requires_token}, "
-            f"strict_errors={self.strict_errors})"
+            f"strict_errors={self.strict_errors}"
+            + (f", upstreams=[{', '.join(u.url for u in self.upstreams)}]" if self.upstreams else "")
+            + ")"
         )
 
     @property
