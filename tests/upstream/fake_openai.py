@@ -31,6 +31,7 @@ class Behaviour:
     reject_json_schema: bool = False
     has_tokenize: bool = True
     embedding_dimensions: int = 3
+    refuse: tuple[int, str] | None = None  # answer completions with this error
 
 
 class FakeUpstream:
@@ -146,6 +147,9 @@ class FakeUpstream:
         elif path == "/tokenize" and b.has_tokenize:
             await self._json(writer, 200, {"tokens": [ord(c) for c in body["prompt"]]})
         elif path in ("/v1/chat/completions", "/v1/completions"):
+            if b.refuse is not None:
+                await self._json(writer, b.refuse[0], {"error": {"message": b.refuse[1]}})
+                return
             rf = body.get("response_format")
             if b.reject_json_schema and isinstance(rf, dict) and rf.get("type") == "json_schema":
                 detail = [{"loc": ["body", "response_format", "type"], "input": "json_schema"}]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
@@ -70,7 +70,7 @@ class _UpstreamStream(GenerationStream):
         self._pool = pool
         self._member = member
         self._response = response
-        self._lines = response.aiter_lines()
+        self._lines = cast("AsyncGenerator[str, None]", response.aiter_lines())
         self._request = request
         self._started = started
         self._assembler = StreamAssembler(request.stop_strings, request.reasoning)
@@ -133,8 +133,10 @@ class _UpstreamStream(GenerationStream):
         return event
 
     async def _close(self) -> None:
+        """Close the HTTP response (the upstream sees its client go away) and the reader."""
         with anyio.CancelScope(shield=True):
             await self._response.aclose()
+            await self._lines.aclose()
 
     # --- parsing --------------------------------------------------------------------------
 
@@ -370,3 +372,4 @@ class UpstreamLLMEngine(LLMEngine):
                 yield stream
             finally:
                 self._streams.discard(stream)
+                await stream._close()
