@@ -292,3 +292,17 @@ async def test_api_key_comes_from_the_environment(
             model = await client.llm.model(MODEL)
             await model.respond("Hi")
     assert upstream.headers[-1]["authorization"] == "Bearer secret-value-123"
+
+
+async def test_prompt_tokens_counted_when_the_upstream_reports_no_usage(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.behaviour.usage = False  # llama-cpp-python sends no usage when streaming
+    with gateway(upstream) as server:
+        async with AsyncClient(server.url) as client:
+            model = await client.llm.model(MODEL)
+            result = await model.respond("Hi")
+    (asked,) = upstream.bodies("/tokenize")
+    assert "Hi" in asked["prompt"]
+    assert result.stats.prompt_tokens_count == len(asked["prompt"])  # one token per char
+    assert result.stats.predicted_tokens_count == 4  # counted from the stream

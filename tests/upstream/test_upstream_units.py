@@ -281,3 +281,18 @@ def test_upstream_alone_needs_no_local_model(monkeypatch: pytest.MonkeyPatch) ->
     options = build_options(_args("--upstream", "http://127.0.0.1:8000/v1"))
     assert options.models == ()
     assert len(options.upstreams) == 1
+
+
+def test_required_tool_choice() -> None:
+    def tool(name: str) -> dict[str, object]:
+        return {"type": "function", "function": {"name": name, "parameters": {}}}
+
+    messages = [{"role": "user", "content": "x"}]
+    one = GenerationRequest(prompt="", messages=messages, tools=[tool("a")], tool_choice="required")
+    assert build_body("m", one)[1]["tool_choice"] == {"type": "function", "function": {"name": "a"}}
+    two = GenerationRequest(
+        prompt="", messages=messages, tools=[tool("a"), tool("b")], tool_choice="required"
+    )
+    assert build_body("m", two)[1]["tool_choice"] == "required"
+    auto = GenerationRequest(prompt="", messages=messages, tools=[tool("a")])
+    assert build_body("m", auto)[1]["tool_choice"] == "auto"

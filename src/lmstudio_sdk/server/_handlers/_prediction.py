@@ -220,6 +220,9 @@ def read_prediction_config(
     tools = _read_tools(merged) if tools_allowed else ()
     if tools:
         request["tools"] = tools
+        choice = merged.get(f"{P}toolChoice")
+        if isinstance(choice, Mapping) and choice.get("mode") == "required":
+            request["tool_choice"] = "required"
 
     jinja_template, manual_template = None, None
     key = f"{P}promptTemplate"

@@ -217,6 +217,7 @@ class GenerationRequest:
     (structured output). ``tools`` are ``LLMTool`` dicts (``{"type": "function",
     "function": {...}}``); only the scripted engine turns them into tool-call events.
     ``reasoning=None`` turns reasoning classification off (every piece is ``"none"``).
+    ``tool_choice="required"`` (LM Studio's ``toolChoice`` mode) asks for a tool call.
     ``messages`` is the chat the prompt was rendered from (``None`` for raw completion);
     engines that apply their own chat template (upstreams) use it instead of ``prompt``.
     """
@@ -238,6 +239,7 @@ class GenerationRequest:
     json_schema: Mapping[str, Any] | None = None
     gbnf_grammar: str | None = None
     tools: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    tool_choice: Literal["auto", "required"] = "auto"
     reasoning: ReasoningParsing | None = ReasoningParsing()
 
     def __attrs_post_init__(self) -> None:

@@ -9,6 +9,7 @@ the last chunks give the stop reason and, where the upstream sends them, the tok
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -20,6 +21,7 @@ import attrs
 import httpx
 
 from ..engines.base import (
+    EngineError,
     Finished,
     GenerationEvent,
     GenerationRequest,
@@ -51,6 +53,10 @@ _CHATML = (
 """What ``applyPromptTemplate`` shows: the upstream applies its own template, unseen here."""
 
 
+PROMPT_COUNT_TIMEOUT = 2.0
+"""Seconds the prompt-token count may take at the end of a generation (stats only)."""
+
+
 @attrs.define
 class _Call:
     call_id: str | None
@@ -66,12 +72,14 @@ class _UpstreamStream(GenerationStream):
         response: httpx.Response,
         request: GenerationRequest,
         started: float,
+        model_id: str,
     ) -> None:
         self._pool = pool
         self._member = member
         self._response = response
         self._lines = cast("AsyncGenerator[str, None]", response.aiter_lines())
         self._request = request
+        self._model_id = model_id
         self._started = started
         self._assembler = StreamAssembler(request.stop_strings, request.reasoning)
         self._queue: deque[GenerationEvent] = deque()
@@ -87,6 +95,7 @@ class _UpstreamStream(GenerationStream):
         self._stop_string: str | None = None
         self._calls: dict[int, _Call] = {}
         self._in_reasoning_field = False
+        self._prompt_tokens = 0
 
     @property
     def finished(self) -> Finished | None:
@@ -103,13 +112,10 @@ class _UpstreamStream(GenerationStream):
         while not self._queue:
             if self._finished is not None:
                 raise StopAsyncIteration
-            if self._stop_requested is not None:
+            if self._stop_requested is not None or self._ended:
                 await self._close()
+                await self._count_prompt_tokens()
                 self._finish(self._stop_requested)
-                continue
-            if self._ended:
-                await self._close()
-                self._finish(None)
                 continue
             line: str | None = None
             with anyio.CancelScope() as scope:
@@ -137,6 +143,21 @@ class _UpstreamStream(GenerationStream):
         with anyio.CancelScope(shield=True):
             await self._response.aclose()
             await self._lines.aclose()
+
+    async def _count_prompt_tokens(self) -> None:
+        """Without a usage report (llama-cpp-python sends none when streaming), count the
+        prompt with the upstream's tokenizer: exact for ChatML models, else close."""
+        if isinstance((self._usage or {}).get("prompt_tokens"), int):
+            return
+        # No tokenizer to ask (or too slow): the stats say 0.
+        with (
+            anyio.move_on_after(PROMPT_COUNT_TIMEOUT, shield=True),
+            contextlib.suppress(EngineError, httpx.HTTPError, ValueError),
+        ):
+            tokens = await self._pool.tokenize(
+                self._model_id, self._request.prompt, member=self._member
+            )
+            self._prompt_tokens = len(tokens)
 
     # --- parsing --------------------------------------------------------------------------
 
@@ -248,7 +269,7 @@ class _UpstreamStream(GenerationStream):
         predicted = usage.get("completion_tokens")
         if not isinstance(predicted, int) or stopped is not None:
             predicted = self._counted
-        prompt = usage.get("prompt_tokens")
+        prompt = usage.get("prompt_tokens", self._prompt_tokens)
         first = self._first_token
         self._queue.append(
             Finished(
@@ -366,7 +387,7 @@ class UpstreamLLMEngine(LLMEngine):
 
         path = build_body(model_id, request)[0]
         async with self._pool.stream(model_id, path, body) as (member, response):
-            stream = _UpstreamStream(self._pool, member, response, request, started)
+            stream = _UpstreamStream(self._pool, member, response, request, started, model_id)
             self._streams.add(stream)
             try:
                 yield stream

@@ -283,14 +283,17 @@ class UpstreamPool:
 
     # ------------------------------------------------------------------ tokenize
 
-    async def tokenize(self, model_id: str, text: str) -> list[int]:
-        """Token ids from the upstream's own tokenizer endpoint.
+    async def tokenize(
+        self, model_id: str, text: str, *, member: Member | None = None
+    ) -> list[int]:
+        """Token ids from the tokenizer endpoint of ``member`` or an upstream serving
+        ``model_id``.
 
         vLLM and llama.cpp's C++ server have ``POST /tokenize`` at the root (not under
         ``/v1``); llama-cpp-python has ``POST /extras/tokenize``. One body serves all three
         (each ignores the others' keys). An upstream with neither is a clear error.
         """
-        member = self.pick(model_id)
+        member = member or self.pick(model_id)
         body = {
             "model": model_id,
             "prompt": text,

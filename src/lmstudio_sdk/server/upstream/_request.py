@@ -49,6 +49,14 @@ def _message(message: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _tool_choice(request: GenerationRequest) -> Any:
+    if request.tool_choice == "required" and len(request.tools) == 1:
+        # One tool, required: name it. Every OpenAI-compatible server takes this form
+        # (llama-cpp-python refuses "required" but forces a named function).
+        return {"type": "function", "function": {"name": request.tools[0]["function"]["name"]}}
+    return request.tool_choice
+
+
 def json_object_format(schema: Mapping[str, Any]) -> dict[str, Any]:
     """llama-cpp-python's structured-output form (it refuses ``json_schema``)."""
     return {"type": "json_object", "schema": dict(schema)}
@@ -66,7 +74,7 @@ def build_body(
         body["stream_options"] = {"include_usage": True}
         if request.tools:
             body["tools"] = [dict(t) for t in request.tools]
-            body["tool_choice"] = "auto"
+            body["tool_choice"] = _tool_choice(request)
     else:
         path = "/completions"
         body["prompt"] = request.prompt
