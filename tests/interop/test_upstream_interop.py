@@ -5,8 +5,8 @@ The same scenario scripts as ``test_interop.py`` run against a gateway whose lan
 model is ``smollm2-upstream``, served by a ``python -m llama_cpp.server`` process, and
 whose embedding model is the local MiniLM: listing, load, chat with stats, cancel,
 tokenize, prompt template, embeddings and unload, as each official client sees them.
-Structured output and a tool call through the gateway are in ``official_extras.py`` /
-``extras.mjs`` beside the upstream tests.
+Structured output and a tool call through the gateway: ``gateway_extras.py`` and
+``gateway_extras.mjs``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from llama_upstream import ALIAS, LlamaUpstream, skip_unless_available
 pytestmark = [pytest.mark.interop, pytest.mark.model]
 
 EMBEDDING_KEY = "all-minilm-l6-v2"
-UPSTREAM_DIR = Path(__file__).resolve().parent.parent / "upstream"
+HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +89,32 @@ def test_official_js_client_through_gateway(
         [*js_client_command, "--base-url", server.url, "--llm", ALIAS, "--embedding", EMBEDDING_KEY]
     )
     _check(summary, summary["sdkLog"], upstream)
+
+
+def _check_extras(summary: dict[str, Any], client_log: list[Any]) -> None:
+    assert summary["structured"] in ({"answer": "yes"}, {"answer": "no"})
+    assert len(summary["toolCalls"]) == 1, summary
+    assert all(isinstance(x, int) for x in summary["toolCalls"][0])
+    assert summary["rounds"] == 2
+    assert client_log == [], f"the official client logged warnings/errors: {client_log}"
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_python_client_structured_and_tools(
+    gateway: tuple[Any, LlamaUpstream], python_client_command: list[str]
+) -> None:
+    server, _ = gateway
+    host = urlsplit(server.url).netloc
+    command = [python_client_command[0], str(HERE / "gateway_extras.py")]
+    summary = run_passing_scenario([*command, "--host", host, "--llm", ALIAS])
+    _check_extras(summary, summary["clientLog"])
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_js_client_structured_and_tools(
+    gateway: tuple[Any, LlamaUpstream], js_client_command: list[str]
+) -> None:
+    server, _ = gateway
+    command = [js_client_command[0], str(HERE / "gateway_extras.mjs")]
+    summary = run_passing_scenario([*command, "--base-url", server.url, "--llm", ALIAS])
+    _check_extras(summary, summary["sdkLog"])
