@@ -85,6 +85,15 @@ def test_disabled_settings_are_not_sent() -> None:
         assert key not in body
 
 
+def test_without_extensions_only_openai_fields_are_sent() -> None:
+    request = GenerationRequest(prompt="p", top_k=5, min_p=0.1, repeat_penalty=1.2)
+    _, body = build_body("m", request, extensions=False)
+    for key in ("top_k", "min_p", "repeat_penalty", "repetition_penalty"):
+        assert key not in body
+    with pytest.raises(InvalidRequestError, match="no GBNF grammar"):
+        build_body("m", GenerationRequest(prompt="p", gbnf_grammar="root ::= x"), extensions=False)
+
+
 def test_facts_from_the_model_list() -> None:
     vllm = upstream_facts("Qwen/Qwen3-8B", {"id": "Qwen/Qwen3-8B", "max_model_len": 32768}, 4096)
     assert (vllm.domain, vllm.engine, vllm.max_context_length) == ("llm", "upstream", 32768)

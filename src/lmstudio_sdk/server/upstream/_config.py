@@ -55,6 +55,9 @@ class Upstream:
     :param read_timeout: seconds of silence allowed while waiting for the next token.
     :param context_length: context length to report for its models when the upstream does
         not say (vLLM reports ``max_model_len``; llama.cpp servers do not).
+    :param sampling_extensions: send the settings the OpenAI API lacks (``top_k``,
+        ``min_p``, ``repeat_penalty``/``repetition_penalty``, ``grammar``), which vLLM,
+        llama.cpp and Ollama take; turn off for an upstream that refuses unknown fields.
     """
 
     url: str = attrs.field(converter=_strip_slash, validator=_check_url)
@@ -63,6 +66,7 @@ class Upstream:
     connect_timeout: float = attrs.field(default=5.0, validator=_check_timeout)
     read_timeout: float = attrs.field(default=300.0, validator=_check_timeout)
     context_length: int = attrs.field(default=4096, validator=_check_timeout)
+    sampling_extensions: bool = True
 
     @property
     def label(self) -> str:

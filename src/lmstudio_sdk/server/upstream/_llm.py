@@ -383,7 +383,12 @@ class UpstreamLLMEngine(LLMEngine):
         started = anyio.current_time()
 
         def body(member: Member) -> Mapping[str, Any]:
-            return build_body(model_id, request, json_object_dialect=member.json_object_dialect)[1]
+            return build_body(
+                model_id,
+                request,
+                json_object_dialect=member.json_object_dialect,
+                extensions=member.config.sampling_extensions,
+            )[1]
 
         path = build_body(model_id, request)[0]
         async with self._pool.stream(model_id, path, body) as (member, response):

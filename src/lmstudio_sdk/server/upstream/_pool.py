@@ -233,9 +233,10 @@ class UpstreamPool:
                 request = member.client.build_request("POST", path, json=payload)
                 try:
                     response = await member.client.send(request, stream=True)
-                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                except httpx.HTTPError as exc:
+                    # Nothing reached the client yet: another upstream may answer instead.
                     self.mark_down(member)
-                    logger.warning("%s: %s; trying another", member.describe(), exc)
+                    logger.warning("%s: %s: %s", member.describe(), type(exc).__name__, exc)
                     continue
                 try:
                     if response.status_code >= 400:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..engines.base import GenerationRequest
+from ..engines.base import GenerationRequest, InvalidRequestError
 
 __all__ = ["build_body", "json_object_format"]
 
@@ -63,9 +63,14 @@ def json_object_format(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_body(
-    model_id: str, request: GenerationRequest, *, json_object_dialect: bool = False
+    model_id: str,
+    request: GenerationRequest,
+    *,
+    json_object_dialect: bool = False,
+    extensions: bool = True,
 ) -> tuple[str, dict[str, Any]]:
-    """``(path, body)`` of the streaming request for ``request``."""
+    """``(path, body)`` of the streaming request for ``request`` (``extensions``: also the
+    settings the OpenAI API lacks)."""
     body: dict[str, Any] = {"model": model_id, "stream": True}
     if request.messages is not None:
         path = "/chat/completions"
@@ -84,11 +89,11 @@ def build_body(
         body["max_tokens"] = request.max_tokens
     if request.top_p is not None:
         body["top_p"] = request.top_p
-    if request.top_k:
+    if extensions and request.top_k:
         body["top_k"] = request.top_k
-    if request.min_p is not None:
+    if extensions and request.min_p is not None:
         body["min_p"] = request.min_p
-    if request.repeat_penalty is not None:
+    if extensions and request.repeat_penalty is not None:
         body["repeat_penalty"] = request.repeat_penalty  # llama.cpp
         body["repetition_penalty"] = request.repeat_penalty  # vLLM
     if request.seed is not None:
@@ -104,5 +109,10 @@ def build_body(
                 "json_schema": {"name": "response", "schema": dict(request.json_schema)},
             }
     if request.gbnf_grammar is not None:
+        if not extensions:
+            raise InvalidRequestError(
+                "This upstream takes no GBNF grammar (sampling_extensions is off).",
+                suggestion="Use a JSON schema for structured output instead.",
+            )
         body["grammar"] = request.gbnf_grammar
     return path, body
