@@ -305,3 +305,16 @@ def test_required_tool_choice() -> None:
     assert build_body("m", two)[1]["tool_choice"] == "required"
     auto = GenerationRequest(prompt="", messages=messages, tools=[tool("a")])
     assert build_body("m", auto)[1]["tool_choice"] == "auto"
+
+
+def test_cli_reports_an_unreachable_upstream(capsys: pytest.CaptureFixture[str]) -> None:
+    from lmstudio_sdk.cli.serve import run
+
+    with FakeUpstream([MODEL]) as fake:
+        url = fake.url
+    # Nothing listens there any more: serve exits 1 with an error naming the upstream.
+    code = run(_args("--scripted", "--port", "0", "--upstream", url))
+    assert code == 1
+    assert "lmsdk serve: error: No upstream answered GET /models: upstream 127.0.0.1" in (
+        capsys.readouterr().err
+    )

@@ -191,6 +191,8 @@ async def _serve_until_signal(options: Any, out: TextIO) -> None:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``lmsdk serve``: returns 0 after a clean stop, 1 if it cannot serve, 2 on bad usage."""
+    from ..errors import LMStudioError
+
     out = out if out is not None else sys.stdout
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -211,5 +213,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(
             f"lmsdk serve: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
+        return 1
+    except (LMStudioError, ImportError) as exc:  # e.g. no upstream answered, httpx missing
+        print(f"lmsdk serve: error: {exc}", file=sys.stderr)
         return 1
     return 0
