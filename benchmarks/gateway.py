@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -89,7 +90,9 @@ def process(command: list[str], ready: str, timeout: float = 180.0) -> Iterator[
         reader.join(timeout=5)
 
 
-async def direct(url: str, model: str, max_tokens: int) -> tuple[float, float, int]:
+async def direct(
+    http: httpx.AsyncClient, url: str, model: str, max_tokens: int
+) -> tuple[float, float, int]:
     """``(ttft, tokens/s, chunks)`` of one streamed request straight to the upstream."""
     body = {
         "model": model,
@@ -98,51 +101,51 @@ async def direct(url: str, model: str, max_tokens: int) -> tuple[float, float, i
         "max_tokens": max_tokens,
         "temperature": 0,
     }
-    async with httpx.AsyncClient(timeout=120) as client:
-        start = time.perf_counter()
-        first = last = 0.0
-        chunks = 0
-        async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:") or line.endswith("[DONE]"):
-                    continue
-                delta = json.loads(line[5:])["choices"][0].get("delta", {})
-                if delta.get("content"):
-                    last = time.perf_counter()
-                    first = first or last
-                    chunks += 1
+    start = time.perf_counter()
+    first = last = 0.0
+    chunks = 0
+    async with http.stream("POST", f"{url}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:") or line.endswith("[DONE]"):
+                continue
+            delta = json.loads(line[5:])["choices"][0].get("delta", {})
+            if delta.get("content"):
+                last = time.perf_counter()
+                first = first or last
+                chunks += 1
     return first - start, (chunks - 1) / (last - first), chunks
 
 
-async def through_gateway(ws_url: str, model_id: str, max_tokens: int) -> tuple[float, float, int]:
+async def through_gateway(model: Any, max_tokens: int) -> tuple[float, float, int]:
     """The same through the gateway, with this SDK's async client."""
-    async with AsyncClient(ws_url) as client:
-        model = await client.llm.model(model_id)
-        start = time.perf_counter()
-        first = last = 0.0
-        chunks = 0
-        async with model.respond_stream(PROMPT, max_tokens=max_tokens, temperature=0) as stream:
-            async for fragment in stream.fragments():
-                if fragment.content:
-                    last = time.perf_counter()
-                    first = first or last
-                    chunks += 1
+    start = time.perf_counter()
+    first = last = 0.0
+    chunks = 0
+    async with model.respond_stream(PROMPT, max_tokens=max_tokens, temperature=0) as stream:
+        async for fragment in stream.fragments():
+            if fragment.content:
+                last = time.perf_counter()
+                first = first or last
+                chunks += 1
     return first - start, (chunks - 1) / (last - first), chunks
 
 
 async def measure(
-    upstream: str, ws_url: str, model: str, runs: int, max_tokens: int
+    upstream: str, ws_url: str, model_id: str, runs: int, max_tokens: int
 ) -> dict[str, list[tuple[float, float, int]]]:
+    """Alternate the two paths; both keep their connection open between runs."""
     samples: dict[str, list[tuple[float, float, int]]] = {"direct": [], "gateway": []}
-    await direct(upstream, model, max_tokens)  # warm-up: caches, connections, imports
-    await through_gateway(ws_url, model, max_tokens)
-    for n in range(runs):
-        order = ("direct", "gateway") if n % 2 == 0 else ("gateway", "direct")
-        for path in order:
-            if path == "direct":
-                samples[path].append(await direct(upstream, model, max_tokens))
-            else:
-                samples[path].append(await through_gateway(ws_url, model, max_tokens))
+    async with httpx.AsyncClient(timeout=120) as http, AsyncClient(ws_url) as client:
+        model = await client.llm.model(model_id)
+        await direct(http, upstream, model_id, max_tokens)  # warm-up: caches, connections
+        await through_gateway(model, max_tokens)
+        for n in range(runs):
+            order = ("direct", "gateway") if n % 2 == 0 else ("gateway", "direct")
+            for path in order:
+                if path == "direct":
+                    samples[path].append(await direct(http, upstream, model_id, max_tokens))
+                else:
+                    samples[path].append(await through_gateway(model, max_tokens))
     return samples
 
 
