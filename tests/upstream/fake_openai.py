@@ -32,6 +32,7 @@ class Behaviour:
     has_tokenize: bool = True
     embedding_dimensions: int = 3
     refuse: tuple[int, str] | None = None  # answer completions with this error
+    embeddings_fail: bool = False  # /v1/embeddings answers 500
 
 
 class FakeUpstream:
@@ -137,6 +138,8 @@ class FakeUpstream:
         if path == "/v1/models":
             data = [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models]
             await self._json(writer, 200, {"object": "list", "data": data})
+        elif path == "/v1/embeddings" and b.embeddings_fail:
+            await self._json(writer, 500, {"error": {"message": "not an embedding model"}})
         elif path == "/v1/embeddings":
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
             data = [

@@ -306,3 +306,19 @@ async def test_prompt_tokens_counted_when_the_upstream_reports_no_usage(
     assert "Hi" in asked["prompt"]
     assert result.stats.prompt_tokens_count == len(asked["prompt"])  # one token per char
     assert result.stats.predicted_tokens_count == 4  # counted from the stream
+
+
+async def test_a_model_that_fails_to_load_is_offered_but_not_loaded() -> None:
+    with (
+        FakeUpstream([MODEL, EMBED], Behaviour(embeddings_fail=True)) as fake,
+        gateway(fake) as server,
+    ):
+        async with AsyncClient(server.url) as client:
+            offered = {m.model_key for m in await client.system.list_downloaded_models()}
+            loaded = {m.identifier for m in await client.embedding.list_loaded()}
+            result = await (await client.llm.model(MODEL)).respond("Hi")
+            with pytest.raises(LMStudioServerError, match="not an embedding model"):
+                await client.embedding.model(EMBED)
+    assert EMBED in offered
+    assert EMBED not in loaded
+    assert result.content == "Hello, world!"

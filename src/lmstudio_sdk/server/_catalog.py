@@ -30,6 +30,7 @@ import anyio
 import attrs
 from anyio.abc import TaskStatus
 
+from ..errors import LMStudioError
 from ..protocol.endpoints.shared import (
     EmbeddingModelInfo,
     EmbeddingModelInstanceInfo,
@@ -174,7 +175,11 @@ class ModelCatalog:
                 continue
             model = ServedModel(model_facts)
             self._models.append(model)
-            await self.load(model, identifier=model.key, context_length=None, ttl_ms=None)
+            try:
+                await self.load(model, identifier=model.key, context_length=None, ttl_ms=None)
+            except LMStudioError as exc:
+                # Offered but not loaded: a client's load retries it and gets the error.
+                logger.warning("upstream model %r could not be loaded: %s", model.key, exc)
 
     # ------------------------------------------------------------------ models on offer
 
