@@ -155,8 +155,11 @@ class FakeUpstream:
                 return
             rf = body.get("response_format")
             if b.reject_json_schema and isinstance(rf, dict) and rf.get("type") == "json_schema":
-                detail = [{"loc": ["body", "response_format", "type"], "input": "json_schema"}]
-                await self._json(writer, 422, {"detail": detail})
+                # As llama-cpp-python does: a validation error, answered with status 500.
+                message = (
+                    "('body', 'response_format', 'type') Input should be 'text' or 'json_object'"
+                )
+                await self._json(writer, 500, {"error": {"message": message}})
                 return
             await self._stream(path, body, writer)
         else:

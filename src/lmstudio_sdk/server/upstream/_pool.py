@@ -113,7 +113,8 @@ def _wants_json_object(
 ) -> bool:
     response_format = payload.get("response_format")
     return (
-        response.status_code in (400, 422)
+        # llama-cpp-python answers its validation errors with 500 (FastAPI would say 422).
+        response.status_code in (400, 422, 500)
         and not member.json_object_dialect
         and isinstance(response_format, Mapping)
         and response_format.get("type") == "json_schema"
