@@ -33,6 +33,9 @@ class Behaviour:
     embedding_dimensions: int = 3
     refuse: tuple[int, str] | None = None  # answer completions with this error
     embeddings_fail: bool = False  # /v1/embeddings answers 500
+    # Like llama-cpp-python: a streamed request with tools ends at once, without a finish
+    # reason ("Automatic streaming tool choice is not supported"); unstreamed ones work.
+    no_streaming_tools: bool = False
 
 
 class FakeUpstream:
@@ -161,7 +164,16 @@ class FakeUpstream:
                 )
                 await self._json(writer, 500, {"error": {"message": message}})
                 return
-            await self._stream(path, body, writer)
+            if body.get("stream") is False:
+                await self._complete(path, body, writer)
+            elif b.no_streaming_tools and body.get("tools"):
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                )
+                await writer.drain()
+            else:
+                await self._stream(path, body, writer)
         else:
             await self._json(writer, 404, {"detail": "Not Found"})
 
@@ -190,6 +202,41 @@ class FakeUpstream:
             self.disconnected.set()
         finally:
             self._in_flight -= 1
+
+    async def _complete(
+        self, path: str, body: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> None:
+        """An unstreamed answer: the chunks of a streamed one, put together."""
+        content: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        finish, usage = "stop", None
+        for chunk in self._chunks(path.endswith("chat/completions"), body):
+            if not isinstance(chunk, dict):
+                continue
+            usage = chunk.get("usage", usage)
+            for choice in chunk["choices"]:
+                delta = choice.get("delta", {})
+                content.append(delta.get("content") or "")
+                for call in delta.get("tool_calls", []):
+                    entry = calls.setdefault(
+                        call["index"],
+                        {
+                            "id": call.get("id"),
+                            "type": "function",
+                            "function": {"name": "", "arguments": ""},
+                        },
+                    )
+                    function = call.get("function", {})
+                    entry["function"]["name"] += function.get("name", "")
+                    entry["function"]["arguments"] += function.get("arguments", "")
+                finish = choice.get("finish_reason") or finish
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(content) or None}
+        if calls:
+            message["tool_calls"] = list(calls.values())
+        answer = {"choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+        if usage is not None:
+            answer["usage"] = usage
+        await self._json(writer, 200, answer)
 
     def _chunks(self, chat: bool, body: dict[str, Any]) -> Iterator[dict[str, Any] | str | None]:
         b = self.behaviour

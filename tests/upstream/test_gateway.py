@@ -322,3 +322,24 @@ async def test_a_model_that_fails_to_load_is_offered_but_not_loaded() -> None:
     assert EMBED in offered
     assert EMBED not in loaded
     assert result.content == "Hello, world!"
+
+
+async def test_tool_call_when_the_upstream_cannot_stream_tools(upstream: FakeUpstream) -> None:
+    upstream.behaviour.tool_call = {"name": "add", "arguments": '{"a": 4, "b": 5}'}
+    upstream.behaviour.no_streaming_tools = True
+    calls: list[tuple[int, int]] = []
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        calls.append((a, b))
+        return a + b
+
+    with gateway(upstream) as server:
+        async with AsyncClient(server.url) as client:
+            model = await client.llm.model(MODEL)
+            result = await model.act("What is 4 + 5?", [add], max_prediction_rounds=3)
+    assert calls == [(4, 5)]
+    assert result.rounds == 2
+    streamed = [b.get("stream") for b in upstream.bodies("/v1/chat/completions")]
+    # Each round: the streamed attempt, then the same request unstreamed.
+    assert streamed == [True, False, True, False]

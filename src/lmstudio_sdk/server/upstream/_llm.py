@@ -123,11 +123,9 @@ class _UpstreamStream(GenerationStream):
                 try:
                     line = await self._lines.__anext__()
                 except StopAsyncIteration:
-                    if self._finish_reason is None:
-                        raise self._pool.broken(
-                            self._member, EOFError("the stream ended without a finish reason")
-                        ) from None
                     self._ended = True
+                    if self._finish_reason is None:
+                        await self._unfinished()
                 except httpx.HTTPError as exc:
                     raise self._pool.broken(self._member, exc) from exc
             self._scope = None
@@ -137,6 +135,57 @@ class _UpstreamStream(GenerationStream):
         if isinstance(event, Finished):
             self._finished = event
         return event
+
+    async def _unfinished(self) -> None:
+        """The upstream ended its answer cleanly but without a finish reason: it failed the
+        request (its own log says why). llama-cpp-python does that when a model picks a tool
+        on its own while streaming ("Automatic streaming tool choice is not supported"):
+        then, with nothing sent yet, ask again without streaming."""
+        if self._request.tools and self._request.messages is not None and not self._counted:
+            await self._without_streaming()
+            return
+        raise UpstreamError(
+            f"{self._member.describe()} ended its answer without a finish reason.",
+            suggestion="The upstream's log says why.",
+        )
+
+    async def _without_streaming(self) -> None:
+        member = self._member
+        path, body = build_body(
+            self._model_id,
+            self._request,
+            json_object_dialect=member.json_object_dialect,
+            extensions=member.config.sampling_extensions,
+        )
+        body["stream"] = False
+        body.pop("stream_options", None)
+        try:
+            response = await member.client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise self._pool.broken(member, exc) from exc
+        if response.status_code >= 400:
+            raise self._pool.refusal(member, response)
+        try:
+            answer = response.json()
+            choice = answer["choices"][0]
+            message = choice.get("message") or {}
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self._pool.broken(member, exc) from exc
+        if isinstance(answer.get("usage"), Mapping):
+            self._usage = answer["usage"]
+        calls = message.get("tool_calls") or []
+        delta = {
+            "content": message.get("content"),
+            "reasoning_content": message.get("reasoning_content"),
+            "tool_calls": [
+                {**call, "index": index}
+                for index, call in enumerate(calls)
+                if isinstance(call, Mapping)
+            ],
+        }
+        self._handle_choice(
+            {"delta": delta, "finish_reason": choice.get("finish_reason") or "stop"}
+        )
 
     async def _close(self) -> None:
         """Close the HTTP response (the upstream sees its client go away) and the reader."""
