@@ -41,7 +41,7 @@ from ..engines.base import (
     ToolCallStart,
     render_chat_template,
 )
-from ._pool import Member, UpstreamError, UpstreamPool
+from ._pool import Member, UpstreamError, UpstreamPool, send
 from ._request import build_body
 
 __all__ = ["UpstreamLLMEngine"]
@@ -127,7 +127,11 @@ class _UpstreamStream(GenerationStream):
                     if self._finish_reason is None:
                         await self._unfinished()
                 except httpx.HTTPError as exc:
-                    raise self._pool.broken(self._member, exc) from exc
+                    if not self._may_ask_unstreamed():
+                        raise self._pool.broken(self._member, exc) from exc
+                    # A dead upstream fails this too, and is then marked down.
+                    self._ended = True
+                    await self._without_streaming()
             self._scope = None
             if line is not None and not scope.cancelled_caught:
                 self._handle_line(line)
@@ -136,12 +140,19 @@ class _UpstreamStream(GenerationStream):
             self._finished = event
         return event
 
+    def _may_ask_unstreamed(self) -> bool:
+        """llama-cpp-python fails a streamed request when the model picks a tool on its own
+        ("Automatic streaming tool choice is not supported"): the stream breaks off or ends
+        without a finish reason. With tools and nothing sent yet, the request is asked
+        again without streaming."""
+        return (
+            bool(self._request.tools) and self._request.messages is not None and not (self._counted)
+        )
+
     async def _unfinished(self) -> None:
         """The upstream ended its answer cleanly but without a finish reason: it failed the
-        request (its own log says why). llama-cpp-python does that when a model picks a tool
-        on its own while streaming ("Automatic streaming tool choice is not supported"):
-        then, with nothing sent yet, ask again without streaming."""
-        if self._request.tools and self._request.messages is not None and not self._counted:
+        request (its own log says why); see :meth:`_may_ask_unstreamed`."""
+        if self._may_ask_unstreamed():
             await self._without_streaming()
             return
         raise UpstreamError(
@@ -160,7 +171,9 @@ class _UpstreamStream(GenerationStream):
         body["stream"] = False
         body.pop("stream_options", None)
         try:
-            response = await member.client.post(path, json=body)
+            response = await send(
+                member, member.client.build_request("POST", path, json=body), stream=False
+            )
         except httpx.HTTPError as exc:
             raise self._pool.broken(member, exc) from exc
         if response.status_code >= 400:

@@ -104,6 +104,20 @@ def _error_message(response: httpx.Response) -> str:
     return str(body)[:500]
 
 
+async def send(member: Member, request: httpx.Request, *, stream: bool) -> httpx.Response:
+    """Send ``request``; once more if a kept-alive connection turns out closed.
+
+    A server may close an idle kept-alive connection (uvicorn does after a failed request)
+    just as it is reused: then no byte of a response came back (the connection was closed
+    or reset) and the request is sent again on a new connection, instead of counting the
+    upstream as down. A second failure is the upstream's.
+    """
+    try:
+        return await member.client.send(request, stream=stream)
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        return await member.client.send(request, stream=stream)
+
+
 BodyFactory = Callable[[Member], Mapping[str, Any]]
 """Builds a request body for the chosen upstream (its dialect may differ)."""
 
@@ -233,7 +247,7 @@ class UpstreamPool:
                 payload = body(member)
                 request = member.client.build_request("POST", path, json=payload)
                 try:
-                    response = await member.client.send(request, stream=True)
+                    response = await send(member, request, stream=True)
                 except httpx.HTTPError as exc:
                     # Nothing reached the client yet: another upstream may answer instead.
                     self.mark_down(member)
