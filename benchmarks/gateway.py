@@ -18,6 +18,7 @@ Usage::
     python benchmarks/gateway.py                      # prints a markdown report
     python benchmarks/gateway.py --runs 20 --max-tokens 96 --out benchmarks/GATEWAY.md
     python benchmarks/gateway.py --upstream http://127.0.0.1:8000/v1 --model ID
+    python benchmarks/gateway.py --instant            # a model-less upstream: overhead only
 """
 
 from __future__ import annotations
@@ -44,6 +45,60 @@ from lmstudio_sdk import AsyncClient
 
 PROMPT = "Write a short paragraph about lighthouses."
 ALIAS = "smollm2-upstream"
+
+
+class InstantUpstream:
+    """A minimal OpenAI-compatible upstream that streams ``tok`` chunks as fast as it can
+    (no model): what is left of a run against it is the HTTP and gateway overhead alone."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+                length = 0
+                for line in head.split("\r\n"):
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":")[1])
+                body = json.loads(await reader.readexactly(length)) if length else {}
+                if head.startswith("GET /v1/models"):
+                    data = json.dumps({"data": [{"id": ALIAS, "object": "model"}]}).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                    writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+                    continue
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                chunks = [{"choices": [{"index": 0, "delta": {"content": "tok "}}]}] * int(
+                    body.get("max_tokens", 64)
+                )
+                chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+                for chunk in chunks:
+                    event = f"data: {json.dumps(chunk)}\n\n".encode()
+                    writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+                    await writer.drain()
+                event = b"data: [DONE]\n\n"
+                writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
 
 
 def free_port() -> int:
@@ -173,6 +228,7 @@ def report(samples: dict[str, list[tuple[float, float, int]]], args: argparse.Na
             f"{'met' if ratio >= 0.9 else 'missed'})",
             f"* added time to first token, median of paired differences: **{added:.2f} ms** "
             f"(target <= 5 ms: {'met' if added <= 5 else 'missed'})",
+            f"* upstream: {'instant (no model)' if args.instant else args.upstream or 'llama_cpp.server, SmolLM2-135M Q4_1, ' + str(args.threads) + ' thread(s)'}",
             f"* {args.max_tokens} max tokens, temperature 0; text chunks per run: "
             f"{', '.join(map(str, chunks))}",
             f"* {platform.python_implementation()} {platform.python_version()}, "
@@ -186,6 +242,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=12)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--upstream", help="an upstream already running (default: start one)")
+    parser.add_argument(
+        "--instant",
+        action="store_true",
+        help="use a model-less upstream that streams as fast as it can (gateway overhead only)",
+    )
     parser.add_argument("--model", default=ALIAS, help="the model id at the upstream")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (own upstream)")
     parser.add_argument("--out", type=Path, help="also write the report to this file")
@@ -193,7 +254,9 @@ def main() -> int:
 
     with contextlib.ExitStack() as stack:
         upstream = args.upstream
-        if upstream is None:
+        if args.instant:
+            upstream = stack.enter_context(InstantUpstream())
+        elif upstream is None:
             from lmstudio_sdk.server.engines._models import smollm2_gguf_path
 
             gguf = smollm2_gguf_path()

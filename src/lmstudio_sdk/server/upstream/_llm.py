@@ -20,6 +20,7 @@ import anyio
 import attrs
 import httpx
 
+from ...protocol.codec import loads
 from ..engines.base import (
     EngineError,
     Finished,
@@ -45,6 +46,7 @@ from ._pool import Member, UpstreamError, UpstreamPool, send
 from ._request import build_body
 
 __all__ = ["UpstreamLLMEngine"]
+
 
 _CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
@@ -77,7 +79,11 @@ class _UpstreamStream(GenerationStream):
         self._pool = pool
         self._member = member
         self._response = response
-        self._lines = cast("AsyncGenerator[str, None]", response.aiter_lines())
+        # Raw network chunks, split into lines here: one read (and one cancel scope) per
+        # chunk the upstream flushed, not per line.
+        self._chunks = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+        self._lines: deque[bytes] = deque()
+        self._partial = b""
         self._request = request
         self._model_id = model_id
         self._started = started
@@ -117,13 +123,18 @@ class _UpstreamStream(GenerationStream):
                 await self._count_prompt_tokens()
                 self._finish(self._stop_requested)
                 continue
-            line: str | None = None
+            if self._lines:
+                self._handle_line(self._lines.popleft())
+                continue
+            data: bytes | None = None
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 try:
-                    line = await self._lines.__anext__()
+                    data = await self._chunks.__anext__()
                 except StopAsyncIteration:
                     self._ended = True
+                    if self._partial:  # a last line without a newline
+                        self._handle_line(self._partial)
                     if self._finish_reason is None:
                         await self._unfinished()
                 except httpx.HTTPError as exc:
@@ -133,8 +144,9 @@ class _UpstreamStream(GenerationStream):
                     self._ended = True
                     await self._without_streaming()
             self._scope = None
-            if line is not None and not scope.cancelled_caught:
-                self._handle_line(line)
+            if data is not None and not scope.cancelled_caught:
+                *lines, self._partial = (self._partial + data).split(b"\n")
+                self._lines.extend(lines)
         event = self._queue.popleft()
         if isinstance(event, Finished):
             self._finished = event
@@ -204,7 +216,7 @@ class _UpstreamStream(GenerationStream):
         """Close the HTTP response (the upstream sees its client go away) and the reader."""
         with anyio.CancelScope(shield=True):
             await self._response.aclose()
-            await self._lines.aclose()
+            await self._chunks.aclose()
 
     async def _count_prompt_tokens(self) -> None:
         """Without a usage report (llama-cpp-python sends none when streaming), count the
@@ -223,15 +235,15 @@ class _UpstreamStream(GenerationStream):
 
     # --- parsing --------------------------------------------------------------------------
 
-    def _handle_line(self, line: str) -> None:
-        if not line.startswith("data:"):
+    def _handle_line(self, line: bytes) -> None:
+        if not line.startswith(b"data:"):
             return  # blank separators, ": ping" comments, "event:" lines
         data = line[5:].strip()
-        if data == "[DONE]":
+        if data == b"[DONE]":
             self._ended = True
             return
         try:
-            chunk = json.loads(data)
+            chunk = loads(data)  # orjson when installed (the `fast` extra)
         except ValueError as exc:
             raise self._pool.broken(self._member, exc) from exc
         if not isinstance(chunk, Mapping):
