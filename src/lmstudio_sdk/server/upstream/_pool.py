@@ -196,11 +196,13 @@ class UpstreamPool:
 
     # ------------------------------------------------------------------ routing
 
-    def mark_down(self, member: Member) -> None:
-        delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**member.failures)
+    def mark_down(self, member: Member) -> float:
+        """Skip ``member`` for the next backoff delay (returned, in seconds)."""
+        delay = float(min(BACKOFF_MAX, BACKOFF_FIRST * 2**member.failures))
         member.failures += 1
         member.down_until = anyio.current_time() + delay
         logger.warning("%s is down; skipping it for %.1f s", member.describe(), delay)
+        return delay
 
     def mark_up(self, member: Member) -> None:
         if member.failures:
