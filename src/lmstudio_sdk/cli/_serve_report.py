@@ -63,7 +63,7 @@ def print_banner(server: Any, missing: Mapping[str, str], out: TextIO) -> None:
             m.domain,
             m.facts.engine,
             format_size(m.facts.size_bytes) if m.facts.file_path else "",
-            m.facts.file_path or "scripted",
+            m.facts.file_path or ("upstream" if m.facts.engine == "upstream" else "scripted"),
         )
         for m in models
     ]

@@ -123,6 +123,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="CPU threads for each llama.cpp model (default: half the CPUs, 1 on 2 cores: "
         "llama.cpp's threads stall when another process takes a core)",
     )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also serve the models of this OpenAI-compatible server (vLLM, llama.cpp's "
+        "server, Ollama...), e.g. http://127.0.0.1:8000/v1 (repeatable; a model several "
+        "upstreams serve is routed to the least busy)",
+    )
+    parser.add_argument(
+        "--upstream-key-env",
+        metavar="NAME",
+        default=None,
+        help="send the API key in environment variable NAME to the upstreams "
+        "(never put the key itself on the command line)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     parser.set_defaults(func=run)
 
@@ -165,11 +181,18 @@ def build_options(args: argparse.Namespace) -> Any:
         scripted_models,
     )
     from ..server.engines import missing_bundled_models
+    from ..server.upstream import Upstream
 
     threads = args.threads
     if threads is not None and threads < 1:
         raise UsageError(f"--threads must be 1 or more, got {threads}")
-    catalog = getattr(args, "catalog", None)
+    try:
+        upstreams = [Upstream(url=url, api_key_env=args.upstream_key_env) for url in args.upstream]
+        for upstream in upstreams:
+            upstream.api_key()  # a missing variable is a usage error now, not at start-up
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    catalog = args.catalog
     if args.scripted:
         models = list(scripted_models())
     else:
@@ -185,7 +208,7 @@ def build_options(args: argparse.Namespace) -> Any:
             catalog = load_catalog(catalog)
         except CatalogError as exc:
             raise UsageError(f"--catalog: {exc}") from None
-    elif not models:
+    elif not models and not upstreams:
         raise UsageError(no_model_message(missing_bundled_models()))
     try:
         tokens = _api_tokens(args)
@@ -201,6 +224,7 @@ def build_options(args: argparse.Namespace) -> Any:
             file_storage_dir=args.file_dir,
             llama_threads=default_threads() if threads is None else threads,
             catalog=catalog,
+            upstreams=upstreams,
         )
     except (ValueError, TypeError, LMStudioError) as exc:
         raise UsageError(str(exc)) from None
@@ -229,6 +253,8 @@ async def _serve_until_signal(options: Any, missing: dict[str, str], out: TextIO
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``lmsdk serve``: returns 0 after a clean stop, 1 if it cannot serve, 2 on bad usage."""
+    from ..errors import LMStudioError
+
     out = out if out is not None else sys.stdout
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -253,5 +279,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(
             f"lmsdk serve: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
+        return 1
+    except (LMStudioError, ImportError) as exc:  # e.g. no upstream answered, httpx missing
+        print(f"lmsdk serve: error: {exc}", file=sys.stderr)
         return 1
     return 0

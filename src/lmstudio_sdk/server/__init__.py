@@ -12,7 +12,9 @@ It speaks the LM Studio websocket protocol faithfully enough for the official cl
 By default it serves the bundled real models when their packages are installed
 (SmolLM2-135M-Instruct as ``smollm2-135m-instruct``, all-MiniLM-L6-v2 as
 ``all-minilm-l6-v2``); :func:`gguf_model` serves any local GGUF file and
-:func:`scripted_model` a deterministic fake with fault injection.
+:func:`scripted_model` a deterministic fake with fault injection. With
+``ServerOptions(upstreams=[Upstream(url=...)])`` it also fronts OpenAI-compatible engines
+(vLLM, llama.cpp's server...; docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ._options import (
 )
 from ._stats import ServerStats, StatsSnapshot
 from .engines.scripted import DownloadStep, Faults, Script, ScriptedToolCall
+from .upstream import Upstream
 
 __all__ = [
     "DEFAULT_PORT",
@@ -50,6 +53,7 @@ __all__ = [
     "ServerOptions",
     "ServerStats",
     "StatsSnapshot",
+    "Upstream",
     "bundled_models",
     "default_models",
     "gguf_model",

@@ -254,7 +254,7 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             state.connections.remove(address)
 
     try:
-        # Bound before anything else runs, so that a busy port is a plain OSError.
+        await state.start_upstreams()  # their models are listed before the first client
         ws_server = await ws_serve(
             handler,
             options.host,

@@ -32,6 +32,7 @@ import anyio.lowlevel
 import attrs
 from anyio.abc import TaskStatus
 
+from ..errors import LMStudioError
 from ..protocol.endpoints.shared import (
     EmbeddingModelInfo,
     EmbeddingModelInstanceInfo,
@@ -195,6 +196,28 @@ class ModelCatalog:
         self._instances: list[Instance] = []
         self._load_locks: dict[str, anyio.Lock] = {}
         self._changed = anyio.Event()
+        self._upstreams: Any = None  # an UpstreamPool once attach_upstreams ran
+
+    async def attach_upstreams(self, pool: Any, facts: Sequence[ModelFacts]) -> None:
+        """Offer the models the upstreams list, and load them (the upstreams own them:
+        loading here only makes the handle clients see). A key a local model already uses
+        stays the local model's (logged)."""
+        self._upstreams = pool
+        taken = {m.key.lower() for m in self._models}
+        for model_facts in facts:
+            if model_facts.model_key.lower() in taken:
+                logger.warning(
+                    "upstream model %r is not offered: a local model has that key",
+                    model_facts.model_key,
+                )
+                continue
+            model = ServedModel(model_facts)
+            self._models.append(model)
+            try:
+                await self.load(model, identifier=model.key, context_length=None, ttl_ms=None)
+            except LMStudioError as exc:
+                # Offered but not loaded: a client's load retries it and gets the error.
+                logger.warning("upstream model %r could not be loaded: %s", model.key, exc)
 
     # ------------------------------------------------------------------ models on offer
 
@@ -317,6 +340,10 @@ class ModelCatalog:
             from .engines.llama import LlamaEngine
 
             return LlamaEngine(facts, n_threads=self._llama_threads)
+        if facts.engine == "upstream":
+            from .upstream._engines import create_upstream_engine
+
+            return create_upstream_engine(facts, self._upstreams)
         from .engines import create_engine
 
         return create_engine(facts, script=model.script, faults=model.faults)
@@ -446,3 +473,5 @@ class ModelCatalog:
     async def aclose(self) -> None:
         """Unload everything (server shutdown)."""
         await self.unload_all()
+        if self._upstreams is not None:
+            await self._upstreams.aclose()

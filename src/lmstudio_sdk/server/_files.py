@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import itertools
+import mimetypes
 import re
 import shutil
 import tempfile
@@ -164,6 +165,18 @@ class FileStore:
             return path.read_bytes()[:limit].decode("utf-8", errors="replace")
         except OSError:
             return None
+
+    def image_data_url(self, client_identifier: str, file_identifier: str) -> str | None:
+        """One of the client's images as a ``data:`` URL, or ``None`` (unknown, not an image)."""
+        path = self._inside(client_identifier, file_identifier)
+        if path is None or file_type_of(path.name) != "image":
+            return None
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
     def release(self, client_identifier: str) -> None:
         """Delete a client's files (its identity was released)."""

@@ -21,6 +21,7 @@ from ..protocol.session import parse_api_token
 from ._limits import ServerLimits
 from .engines.base import Domain, ModelFacts
 from .engines.scripted import Faults, Script, scripted_embedding_facts, scripted_llm_facts
+from .upstream._config import Upstream
 
 if TYPE_CHECKING:
     from ._catalog_file import Catalog
@@ -209,6 +210,19 @@ def _origins_converter(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(origin.strip().rstrip("/").lower() for origin in value)
 
 
+def _upstreams_converter(value: Iterable[Upstream]) -> tuple[Upstream, ...]:
+    return tuple(value)
+
+
+def _check_upstreams(_: Any, __: Any, value: tuple[Upstream, ...]) -> None:
+    for upstream in value:
+        if not isinstance(upstream, Upstream):
+            raise TypeError(
+                f"upstreams must be Upstream objects (lmstudio_sdk.server.upstream), "
+                f"not {type(upstream).__name__}"
+            )
+
+
 def _optional_path(value: str | Path | None) -> Path | None:
     return None if value is None else Path(value)
 
@@ -264,6 +278,9 @@ class ServerOptions:
     :param allowed_origins: browser origins (``http://localhost:3000``) allowed to open a
         websocket. Requests without an ``Origin`` header (every non-browser client) are
         always allowed; a browser page from any other origin is refused with HTTP 403.
+    :param upstreams: OpenAI-compatible servers to front
+        (:class:`~lmstudio_sdk.server.upstream.Upstream`); their models are offered next to
+        ``models`` and shown as loaded. Needs the ``upstream`` extra (httpx).
     """
 
     host: str = "127.0.0.1"
@@ -291,6 +308,9 @@ class ServerOptions:
     )
     share_logs: bool = False
     allowed_origins: tuple[str, ...] = attrs.field(default=(), converter=_origins_converter)
+    upstreams: tuple[Upstream, ...] = attrs.field(
+        default=(), converter=_upstreams_converter, validator=_check_upstreams
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.require_auth and not self.api_tokens:
@@ -301,7 +321,9 @@ class ServerOptions:
         return (
             f"ServerOptions(host={self.host!r}, port={self.port}, models=[{models}], "
             f"api_tokens=<{len(self.api_tokens)} hidden>, require_auth={self.requires_token}, "
-            f"strict_errors={self.strict_errors})"
+            f"strict_errors={self.strict_errors}"
+            + (f", upstreams=[{', '.join(u.url for u in self.upstreams)}]" if self.upstreams else "")
+            + ")"
         )
 
     @property

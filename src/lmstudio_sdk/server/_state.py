@@ -87,6 +87,24 @@ class ServerState:
         """The identity's last socket closed: free its uploaded files."""
         self.files.release(client_identifier)
 
+    async def start_upstreams(self) -> None:
+        """Connect to ``options.upstreams``: list their models and show them as loaded."""
+        if not self.options.upstreams:
+            return
+        try:
+            from .upstream._pool import UpstreamPool
+        except ImportError as exc:  # pragma: no cover - httpx is the upstream extra
+            raise ImportError(
+                "upstreams need httpx: pip install 'lmstudio-sdk[upstream]'"
+            ) from exc
+        pool = UpstreamPool(self.options.upstreams)
+        try:
+            facts = await pool.discover()
+        except BaseException:
+            await pool.aclose()
+            raise
+        await self.catalog.attach_upstreams(pool, facts)
+
     async def aclose(self) -> None:
         await self.catalog.aclose()
         self.files.close()

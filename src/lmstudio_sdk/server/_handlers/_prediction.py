@@ -144,9 +144,11 @@ class PredictionSettings:
     used: KVConfig = attrs.Factory(KVConfig)
     """The effective values of the keys the server honoured (``success.predictionConfig``)."""
 
-    def generation_request(self, prompt: str) -> GenerationRequest:
+    def generation_request(
+        self, prompt: str, messages: Sequence[Mapping[str, Any]] | None = None
+    ) -> GenerationRequest:
         try:
-            return GenerationRequest(prompt=prompt, **self.request)
+            return GenerationRequest(prompt=prompt, messages=messages, **self.request)
         except InvalidRequestError as exc:
             raise bad_request(exc.title) from None
 
@@ -227,6 +229,9 @@ def read_prediction_config(
     tools = _read_tools(read) if tools_allowed else ()
     if tools:
         request["tools"] = tools
+        choice = read.wire("tool_choice") if read.has("tool_choice") else None
+        if isinstance(choice, Mapping) and choice.get("mode") == "required":
+            request["tool_choice"] = "required"
 
     jinja_template, manual_template = None, None
     if read.has("prompt_template"):
@@ -296,15 +301,35 @@ def _content_text(parts: Sequence[Any], read_file: FileReader, index: int) -> st
 
 
 def history_to_messages(
-    history: ChatHistoryData, read_file: FileReader, system_prompt: str | None = None
+    history: ChatHistoryData,
+    read_file: FileReader,
+    system_prompt: str | None = None,
+    *,
+    read_image: FileReader | None = None,
 ) -> list[dict[str, Any]]:
-    """Chat-template messages (Hugging Face conventions) from the wire history."""
+    """Chat-template messages (Hugging Face conventions) from the wire history.
+
+    With ``read_image`` (file identifier to ``data:`` URL), a message with attached images
+    also gets ``"images": [url, ...]`` (for engines that take images: upstreams).
+    """
     messages: list[dict[str, Any]] = []
     for index, message in enumerate(history.messages):
         if isinstance(message, (UserMessage, SystemMessage)):
-            messages.append(
-                {"role": message.role, "content": _content_text(message.content, read_file, index)}
-            )
+            entry: dict[str, Any] = {
+                "role": message.role,
+                "content": _content_text(message.content, read_file, index),
+            }
+            if read_image is not None:
+                images = [
+                    url
+                    for part in message.content
+                    if isinstance(part, FilePart) and part.file_type == "image"
+                    for url in [read_image(part.identifier)]
+                    if url is not None
+                ]
+                if images:
+                    entry["images"] = images
+            messages.append(entry)
         elif isinstance(message, AssistantMessage):
             calls = [
                 {
@@ -323,7 +348,7 @@ def history_to_messages(
                 if isinstance(part, ToolCallRequestPart)
             ]
             text_parts = [p for p in message.content if not isinstance(p, ToolCallRequestPart)]
-            entry: dict[str, Any] = {
+            entry = {
                 "role": "assistant",
                 "content": _content_text(text_parts, read_file, index),
             }

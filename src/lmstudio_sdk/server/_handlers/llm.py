@@ -117,6 +117,19 @@ def refuse_images(instance: Instance, history: Any) -> None:
             raise images_not_supported(instance.model.key)
 
 
+def _chat_messages(
+    context: CallContext, history: Any, settings: PredictionSettings
+) -> list[dict[str, Any]]:
+    files = context.server.files
+    client = context.client_identifier
+    return history_to_messages(
+        history,
+        lambda file_id: files.read_text(client, file_id),
+        settings.system_prompt,
+        read_image=lambda file_id: files.image_data_url(client, file_id),
+    )
+
+
 async def _render_prompt(
     context: CallContext,
     instance: Instance,
@@ -126,14 +139,12 @@ async def _render_prompt(
     tools: Sequence[Mapping[str, Any]] | None,
     omit_bos_token: bool = False,
     omit_eos_token: bool = False,
+    messages: list[dict[str, Any]] | None = None,
 ) -> str:
     if not instance.facts.vision:
         refuse_images(instance, history)
-    files = context.server.files
-    client = context.client_identifier
-    messages = history_to_messages(
-        history, lambda file_id: files.read_text(client, file_id), settings.system_prompt
-    )
+    if messages is None:
+        messages = _chat_messages(context, history, settings)
     if settings.manual_template is not None:
         return render_manual_template(settings.manual_template, messages)
     if settings.jinja_template is not None and _is_concatenation(settings.jinja_template):
@@ -150,12 +161,16 @@ async def _render_prompt(
 
 
 async def _predict(
-    context: ChannelContext, instance: Instance, prompt: str, settings: PredictionSettings
+    context: ChannelContext,
+    instance: Instance,
+    prompt: str,
+    settings: PredictionSettings,
+    messages: list[dict[str, Any]] | None = None,
 ) -> None:
     """Run one generation and stream it; see the module docstring."""
     server = context.server
     engine = _llm_engine(instance)
-    request = settings.generation_request(prompt)
+    request = settings.generation_request(prompt, messages)
     server.logs.publish(
         LLMPredictionInputLog(
             input=prompt, model_path=instance.facts.path, model_identifier=instance.identifier
@@ -274,11 +289,19 @@ async def predict(context: ChannelContext, parameter: PredictCreationParameter) 
     catalog = context.server.catalog
     instance = catalog.resolve("llm", parameter.model_specifier)
     settings = read_prediction_config(parameter.prediction_config_stack)
+    messages = _chat_messages(context, parameter.history, settings)
     with catalog.use(instance):
         prompt = await _render_prompt(
-            context, instance, parameter.history, settings, tools=list(settings.tools)
+            context,
+            instance,
+            parameter.history,
+            settings,
+            tools=list(settings.tools),
+            messages=messages,
         )
-    await _predict(context, instance, prompt, settings)
+    # The chat goes along unless a completion template turned it into raw text.
+    is_chat = settings.jinja_template is None and settings.manual_template is None
+    await _predict(context, instance, prompt, settings, messages if is_chat else None)
 
 
 @TABLE.channel(llm_ep.COMPLETE_RAW_TEXT)

@@ -26,7 +26,7 @@ in a sandbox) and ``_assembly`` (:class:`StreamAssembler`: stop strings and reas
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -75,7 +75,7 @@ __all__ = [
 
 Domain = Literal["llm", "embedding"]
 ModelFormat = Literal["gguf", "safetensors"]
-EngineKind = Literal["llama", "sentence", "scripted"]
+EngineKind = Literal["llama", "sentence", "scripted", "upstream"]
 ReasoningType = Literal["none", "reasoning", "reasoningStartTag", "reasoningEndTag"]
 StopReason = Literal[
     "eosFound",
@@ -211,6 +211,12 @@ class ReasoningParsing:
     end_string: str = attrs.field(default="</think>", validator=_check_tag)
 
 
+def _optional_messages(
+    value: Iterable[Mapping[str, Any]] | None,
+) -> tuple[Mapping[str, Any], ...] | None:
+    return None if value is None else tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class GenerationRequest:
     """One generation, as the server hands it to an engine.
@@ -221,9 +227,15 @@ class GenerationRequest:
     (structured output). ``tools`` are ``LLMTool`` dicts (``{"type": "function",
     "function": {...}}``); only the scripted engine turns them into tool-call events.
     ``reasoning=None`` turns reasoning classification off (every piece is ``"none"``).
+    ``tool_choice="required"`` (LM Studio's ``toolChoice`` mode) asks for a tool call.
+    ``messages`` is the chat the prompt was rendered from (``None`` for raw completion);
+    engines that apply their own chat template (upstreams) use it instead of ``prompt``.
     """
 
     prompt: str
+    messages: tuple[Mapping[str, Any], ...] | None = attrs.field(
+        default=None, converter=_optional_messages
+    )
     max_tokens: int | None = attrs.field(default=None, validator=_check_non_negative)
     temperature: float = attrs.field(default=0.8, validator=_check_non_negative)
     top_k: int = attrs.field(default=40, validator=_check_non_negative)
@@ -237,6 +249,7 @@ class GenerationRequest:
     json_schema: Mapping[str, Any] | None = None
     gbnf_grammar: str | None = None
     tools: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    tool_choice: Literal["auto", "required"] = "auto"
     reasoning: ReasoningParsing | None = ReasoningParsing()
 
     def __attrs_post_init__(self) -> None:
