@@ -63,6 +63,7 @@ packets.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from collections import deque
@@ -208,12 +209,53 @@ class ChannelOwner(Protocol):
         """The scope was left: forget the channel (``listening``: the server has not ended it)."""
         ...
 
+    def withdraw_channel(self, channel_id: int) -> None:
+        """The scope was left before the create frame was written: forget it entirely."""
+        ...
+
 
 @attrs.define
 class _Ended:
     """How the server ended the channel: ``error`` is ``None`` for ``channelClose``."""
 
     error: BaseException | None
+
+
+class ChannelState(enum.Enum):
+    """Where a channel is in its life, as seen by the client (one value at a time).
+
+    The transitions are all in :data:`_TRANSITIONS`; anything else is a bug of ours
+    (``RuntimeError``). Ending events in a final state are no-ops.
+    """
+
+    #: The ``channelCreate`` frame has not been written: the server knows nothing of it.
+    UNSENT = "unsent"
+    #: The create frame may have gone out: packets flow, a cancel may be needed.
+    OPEN = "open"
+    #: We sent (or scheduled) the cancel packet; the server's last packets still flow.
+    CANCELLING = "cancelling"
+    #: Over: the server ended it, the socket died, or it failed for good on our side.
+    ENDED = "ended"
+    #: We stopped listening before the server ended it (its later frames are dropped),
+    #: or it was withdrawn before its create frame went out (nothing to wait for).
+    ABANDONED = "abandoned"
+
+
+_FINAL: Final = frozenset({ChannelState.ENDED, ChannelState.ABANDONED})
+
+_TRANSITIONS: Final[dict[tuple[ChannelState, str], ChannelState]] = {
+    # The create frame is being written (from here on the server may know the channel).
+    (ChannelState.UNSENT, "sent"): ChannelState.OPEN,
+    # The scope was left before the create frame was written: nothing to cancel or drain.
+    (ChannelState.UNSENT, "withdraw"): ChannelState.ABANDONED,
+    (ChannelState.UNSENT, "end"): ChannelState.ENDED,
+    (ChannelState.OPEN, "cancel"): ChannelState.CANCELLING,
+    (ChannelState.OPEN, "end"): ChannelState.ENDED,
+    (ChannelState.OPEN, "abandon"): ChannelState.ABANDONED,
+    (ChannelState.CANCELLING, "cancel"): ChannelState.CANCELLING,
+    (ChannelState.CANCELLING, "end"): ChannelState.ENDED,
+    (ChannelState.CANCELLING, "abandon"): ChannelState.ABANDONED,
+}
 
 
 class Channel(ObjectReceiveStream[T], Generic[T]):
@@ -245,21 +287,23 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._waiter: Any = None  # what the waiting receive() sleeps on (see _wait)
         self._clock, self._wait = _backend_waiting()
         self._last_activity = self._clock()
-        self._server_end: _Ended | None = None  # delivered after the buffer
-        self._local_error: BaseException | None = None  # raised at once
-        self._ended = anyio.Event()  # nothing more will arrive
-        self._cancel_requested = False
-        self._left = False  # the scope was left
+        # What the consumer gets once the buffer is empty (the server's end), or at once
+        # (a failure on our side); independent of the lifecycle below.
+        self._server_end: _Ended | None = None
+        self._local_error: BaseException | None = None
+        self._state = ChannelState.UNSENT
+        self._final = anyio.Event()  # set on entering ENDED or ABANDONED
+        self._cancel_requested = False  # we entered CANCELLING at some point
+        self._left = False  # the scope was left: receive() is over
         self._dropped = 0
         self._received = 0
 
     def __repr__(self) -> str:
-        if self._server_end is not None:
-            state = "closed" if self._server_end.error is None else "failed"
-        elif self._local_error is not None:
-            state = f"failed ({type(self._local_error).__name__})"
-        else:
-            state = "open"
+        state = self._state.value
+        if self._local_error is not None:
+            state += f", failed ({type(self._local_error).__name__})"
+        elif self._server_end is not None:
+            state += ", closed" if self._server_end.error is None else ", failed by the server"
         return (
             f"<Channel {self.endpoint} #{self._id} {state}, {len(self._buffer)} buffered, "
             f"{self._received} received>"
@@ -278,9 +322,14 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         return self._id
 
     @property
+    def state(self) -> ChannelState:
+        """Where the channel is in its life (see :class:`ChannelState`)."""
+        return self._state
+
+    @property
     def ended(self) -> bool:
-        """Whether the channel is over (the server ended it, or it failed on our side)."""
-        return self._ended.is_set()
+        """Whether nothing more will arrive (the server ended it, it failed, or we left)."""
+        return self._state in _FINAL
 
     @property
     def cancel_requested(self) -> bool:
@@ -345,10 +394,33 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
 
         Keep reading to get the server's last packets; leaving the scope does the same.
         """
-        if not self.ended:
-            self._cancel_requested = await self._owner.send_cancel(self._id) or (
-                self._cancel_requested
-            )
+        if self._state is ChannelState.OPEN and self._spec.cancel_packet is not None:
+            self._transition("cancel")
+            await self._owner.send_cancel(self._id)
+
+    # ------------------------------------------------------------------ the lifecycle
+
+    def _transition(self, event: str) -> None:
+        """Move the lifecycle on (the only place that assigns ``_state``)."""
+        if self._state in _FINAL and event in ("cancel", "end", "abandon"):
+            return  # a late end or cancel of a channel that is already over
+        try:
+            state = _TRANSITIONS[(self._state, event)]
+        except KeyError:
+            raise RuntimeError(
+                f"{self.endpoint} #{self._id}: {event!r} cannot happen in state "
+                f"{self._state.value!r}"
+            ) from None
+        self._state = state
+        if state is ChannelState.CANCELLING:
+            self._cancel_requested = True
+        elif state in _FINAL:
+            self._final.set()
+            self._wake()
+
+    def _create_sent(self) -> None:
+        """The ``channelCreate`` frame is being written (called by the socket)."""
+        self._transition("sent")
 
     # ------------------------------------------------------------------ fed by the reader
 
@@ -356,7 +428,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         """A packet arrived. Never blocks; applies the backpressure policy."""
         self._received += 1
         self._last_activity = self._clock()
-        if self._ended.is_set():
+        if self._state in _FINAL:
             return
         if self._try_buffer(packet):
             return
@@ -416,15 +488,15 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
 
     def _close_from_server(self) -> None:
         """``channelClose``: the consumer gets the buffer, then ``EndOfStream``."""
-        if self._server_end is None and not self._ended.is_set():
+        if self._server_end is None and self._state not in _FINAL:
             self._server_end = _Ended(None)
-        self._end()
+        self._transition("end")
 
     def _fail_from_server(self, error: BaseException) -> None:
         """``channelError``: the consumer gets the buffer, then ``error``."""
-        if self._server_end is None and not self._ended.is_set():
+        if self._server_end is None and self._state not in _FINAL:
             self._server_end = _Ended(error)
-        self._end()
+        self._transition("end")
 
     def _fail_locally(self, error: BaseException, *, cancel: bool = False) -> None:
         """A failure on our side: raised by the next ``receive()`` at once.
@@ -434,15 +506,14 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         """
         if self._local_error is None and self._server_end is None:
             self._local_error = error
-        if cancel and not self._ended.is_set():
-            self._cancel_requested = True
-            self._owner.schedule_cancel(self._id)
-        else:
-            self._end()
-        self._wake()
-
-    def _end(self) -> None:
-        self._ended.set()
+        if not cancel:
+            self._transition("end")
+        elif self._state is ChannelState.OPEN:
+            if self._spec.cancel_packet is None:
+                self._transition("abandon")  # nothing can end it early: stop listening
+            else:
+                self._transition("cancel")
+                self._owner.schedule_cancel(self._id)
         self._wake()
 
     def _wake(self) -> None:
@@ -456,31 +527,37 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
     async def _leave(self, drain_timeout: float) -> None:
         """Leave the scope: cancel on the server if needed and wait for its last packets.
 
-        Shielded and bounded by ``drain_timeout``; never raises (the scope's own exception
-        or cancellation must go on unchanged).
+        A channel whose create frame was never written is withdrawn (no cancel, no wait).
+        Otherwise the wait is shielded and bounded by ``drain_timeout``. Never raises (the
+        scope's own exception or cancellation must go on unchanged).
         """
         self._left = True
-        listening = False
-        if not self._ended.is_set():
+        if self._state is ChannelState.UNSENT:
+            self._transition("withdraw")
+            self._owner.withdraw_channel(self._id)
+            return
+        if self._state is ChannelState.OPEN and self._spec.cancel_packet is None:
+            self._transition("abandon")  # it cannot be ended early: just stop listening
+        elif self._state not in _FINAL:
             with anyio.move_on_after(drain_timeout, shield=True):
                 try:
-                    if await self._owner.send_cancel(self._id):
-                        self._cancel_requested = True
-                    if self._cancel_requested:
-                        await self._ended.wait()
+                    if self._state is ChannelState.OPEN:
+                        self._transition("cancel")
+                        await self._owner.send_cancel(self._id)
+                    await self._final.wait()
                 except Exception as exc:  # the socket failed: it fails the channel too
                     logger.debug("%s: could not cancel: %s", self.endpoint, exc)
-            if not self._ended.is_set():
-                listening = True
-                if self._cancel_requested:
-                    logger.warning(
-                        "%s: the server did not end the channel within %g s of the cancel; "
-                        "no longer listening to it",
-                        self.endpoint,
-                        drain_timeout,
-                    )
-                self._end()
-        self._owner.release_channel(self._id, listening=listening)
+            if self._state not in _FINAL:
+                logger.warning(
+                    "%s: the server did not end the channel within %g s of the cancel; "
+                    "no longer listening to it",
+                    self.endpoint,
+                    drain_timeout,
+                )
+                self._transition("abandon")
+        self._owner.release_channel(
+            self._id, listening=self._state is ChannelState.ABANDONED
+        )
 
 
 def _packet_type(packet: Any) -> str:

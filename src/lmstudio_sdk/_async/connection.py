@@ -176,8 +176,14 @@ class _Socket:
 
     # ------------------------------------------------------------------ writing
 
-    async def send_frame(self, frame: str) -> None:
-        """Send one frame, serialised with every other write on this socket."""
+    async def send_frame(
+        self, frame: str, *, before_write: Callable[[], None] | None = None
+    ) -> None:
+        """Send one frame, serialised with every other write on this socket.
+
+        ``before_write`` is called once the write can no longer be cancelled, just before
+        the frame goes out: when it was not called, the frame was not sent.
+        """
         self._raise_if_dead()
         async with self._write_lock:
             self._raise_if_dead()
@@ -186,6 +192,8 @@ class _Socket:
             # and channel on this socket. Bounded: a server that stops reading for
             # WRITE_TIMEOUT seconds is treated as gone, so a shielded write never hangs.
             with anyio.move_on_after(WRITE_TIMEOUT, shield=True) as scope:
+                if before_write is not None:
+                    before_write()
                 try:
                     await self.transport.send_text(frame)
                 except LMStudioConnectionError as exc:
@@ -228,6 +236,11 @@ class _Socket:
         self.channels.pop(channel_id, None)
         if listening and self.alive:
             self.session.forget_channel(channel_id)
+
+    def withdraw_channel(self, channel_id: int) -> None:
+        self.channels.pop(channel_id, None)
+        if self.alive:
+            self.session.withdraw_channel(channel_id)
 
     # ------------------------------------------------------------------ reading
 
@@ -649,7 +662,10 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         sock.channels[channel_id] = channel
         self._channel = channel
         try:
-            await sock.send_frame(frame)
+            # Why before_write: a create that was never written (the scope was already
+            # cancelled, or cancelled while queued for the write lock) needs neither a
+            # cancel nor a drain on the way out (the server would answer channelUnknown).
+            await sock.send_frame(frame, before_write=channel._create_sent)
         except BaseException:
             await channel._leave(connection._drain_timeout)
             raise
