@@ -136,9 +136,7 @@ async def test_loads_downloads_and_log_streams_in_a_cancelled_scope_send_nothing
         assert elapsed < PROMPT
         assert caplog.records == []
         assert server.cancels == []
-        assert all(
-            frame.get("type") != "channelCreate" for frame in server.received(namespace)
-        )
+        assert all(frame.get("type") != "channelCreate" for frame in server.received(namespace))
 
 
 @BACKENDS

@@ -45,10 +45,14 @@ buffer (``buffer_size`` packets) and this policy:
 
 * no packet is ever dropped silently;
 * while there is room, every packet is buffered as it came;
-* when the buffer is full, it is compacted with the endpoint's *merge hook*: consecutive
-  text fragments are coalesced (text concatenated, token counts summed; prediction
-  fragments only when ``reasoningType`` and ``isStructural`` are equal) and consecutive
-  progress packets keep only the latest;
+* when the buffer is full, it is compacted with the endpoint's merge rule
+  (``ChannelSpec.merge``, :mod:`lmstudio_sdk.protocol.merging`): consecutive text
+  fragments are joined (text concatenated, token counts summed; prediction fragments
+  only when ``reasoningType`` and ``isStructural`` are equal) and consecutive progress
+  packets keep only the latest. Until the consumer has caught up with half the buffer,
+  each new packet is folded into the last buffered one in O(1); joined packets are
+  combined once, when the consumer reads them, so merging stays linear in the packets
+  received and the socket's reader never waits for it;
 * if a packet can still not be buffered (it cannot be merged: a tool call, a log line),
   the channel is cancelled on the server and fails with
   :class:`~lmstudio_sdk.errors.LMStudioChannelOverflowError`. What was buffered stays in
@@ -56,9 +60,15 @@ buffer (``buffer_size`` packets) and this policy:
   (merged, up to ``OVERFLOW_FACTOR`` times the bound; beyond that they are counted in
   :attr:`Channel.dropped_packets` and logged).
 
-A merge hook is a function ``(previous, new) -> merged | None`` chosen per endpoint
-(:data:`MERGE_HOOKS`, :func:`merge_hook_for`), so the reader loop never looks inside
-packets.
+Lifecycle
+=========
+
+:class:`ChannelState` says where a channel is: ``UNSENT`` until its ``channelCreate``
+frame is being written, ``OPEN``, ``CANCELLING`` once we sent the cancel packet, and
+finally ``ENDED`` (the server ended it, the socket died) or ``ABANDONED`` (we stopped
+listening first). Every transition is in one table (``_TRANSITIONS``). Leaving the scope
+of an ``UNSENT`` channel withdraws it: the server never saw it, so there is nothing to
+cancel or wait for.
 """
 
 from __future__ import annotations
@@ -76,8 +86,7 @@ import sniffio
 from anyio.abc import ObjectReceiveStream
 
 from ..errors import LMStudioChannelOverflowError, LMStudioTimeoutError
-from ..protocol._unset import UNSET
-from ..protocol.endpoints import llm
+from ..protocol.merging import Merge, MergeRule
 from ..protocol.session import endpoint_label
 
 if TYPE_CHECKING:
@@ -86,15 +95,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "DEFAULT_DRAIN_TIMEOUT",
-    "MERGE_HOOKS",
     "OVERFLOW_FACTOR",
     "Channel",
     "ChannelOwner",
-    "MergeHook",
-    "merge_hook_for",
-    "merge_nothing",
-    "merge_prediction_packets",
-    "merge_progress_packets",
+    "ChannelState",
 ]
 
 logger = logging.getLogger("lmstudio_sdk")
@@ -108,83 +112,15 @@ OVERFLOW_FACTOR: Final = 4
 
 T = TypeVar("T")
 
-MergeHook = Callable[[Any, Any], Any]
-"""``(previous, new) -> merged packet``, or ``None`` when the two cannot be merged."""
 
+class _Run:
+    """Packets the merge rule joined, kept apart until the consumer reads them (then
+    ``rule.join`` combines them once: linear however many pile up)."""
 
-# ---------------------------------------------------------------------------- merge hooks
+    __slots__ = ("parts",)
 
-
-def merge_nothing(previous: Any, new: Any) -> Any:
-    """The hook of endpoints whose packets can never be merged (log lines...)."""
-    return None
-
-
-_PROGRESS_TYPES: Final = frozenset(
-    {"progress", "loadProgress", "downloadProgress", "promptProcessingProgress"}
-)
-
-
-def merge_progress_packets(previous: Any, new: Any) -> Any:
-    """Two consecutive progress packets of the same kind: keep the latest."""
-    if type(previous) is not type(new):
-        return None
-    kind = getattr(new, "type", None)
-    if kind in _PROGRESS_TYPES:
-        return new
-    if kind == "onFileProcessingStepProgress" and (
-        getattr(previous, "index", None) == getattr(new, "index", None)
-        and getattr(previous, "step", None) == getattr(new, "step", None)
-    ):
-        return new
-    return None
-
-
-def merge_prediction_packets(previous: Any, new: Any) -> Any:
-    """``predict``/``completeRawText``: coalesce fragments and argument text; latest progress."""
-    if isinstance(previous, llm.PredictFragment) and isinstance(new, llm.PredictFragment):
-        merged = _merge_fragments(previous.fragment, new.fragment)
-        return None if merged is None else llm.PredictFragment(merged)
-    arguments = llm.PredictToolCallGenerationArgumentFragmentGenerated
-    if isinstance(previous, arguments) and isinstance(new, arguments):
-        return arguments(previous.content + new.content)
-    return merge_progress_packets(previous, new)
-
-
-def _merge_fragments(a: Any, b: Any) -> Any:
-    if a.reasoning_type != b.reasoning_type or a.is_structural != b.is_structural:
-        return None
-    if (a.tokens is UNSET) != (b.tokens is UNSET):
-        return None  # token details on one side only: merging would lose the alignment
-    tokens = UNSET if a.tokens is UNSET else [*a.tokens, *b.tokens]
-    return attrs.evolve(
-        a,
-        content=a.content + b.content,
-        tokens_count=a.tokens_count + b.tokens_count,
-        contains_drafted=a.contains_drafted or b.contains_drafted,
-        tokens=tokens,
-    )
-
-
-MERGE_HOOKS: dict[str, MergeHook] = {
-    "llm.predict": merge_prediction_packets,
-    "llm.completeRawText": merge_prediction_packets,
-    "llm.loadModel": merge_progress_packets,
-    "llm.getOrLoad": merge_progress_packets,
-    "embedding.loadModel": merge_progress_packets,
-    "embedding.getOrLoad": merge_progress_packets,
-    "repository.downloadModel": merge_progress_packets,
-    "repository.downloadArtifact": merge_progress_packets,
-    "repository.createDownloadPlan": merge_progress_packets,
-    "files.parseDocument": merge_progress_packets,
-    "files.retrieve": merge_progress_packets,
-}
-"""``"namespace.endpoint"`` -> merge hook; endpoints not listed never merge."""
-
-
-def merge_hook_for(spec: ChannelSpec) -> MergeHook:
-    """The merge hook of an endpoint (:func:`merge_nothing` if it has none)."""
-    return MERGE_HOOKS.get(endpoint_label(spec), merge_nothing)
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
 
 
 # ---------------------------------------------------------------------------- the channel
@@ -273,7 +209,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         idle_timeout: float | None = None,
-        merge: MergeHook | None = None,
+        merge: MergeRule | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
@@ -282,8 +218,10 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._owner = owner
         self._bound = buffer_size
         self._idle_timeout = idle_timeout
-        self._merge = merge if merge is not None else merge_hook_for(spec)
-        self._buffer: deque[T] = deque()
+        self._rule = merge if merge is not None else spec.merge
+        # Packets, and runs of joined ones (_Run) once the consumer lags.
+        self._buffer: deque[Any] = deque()
+        self._lagging = False  # the buffer filled up: fold new packets into the tail
         self._waiter: Any = None  # what the waiting receive() sleeps on (see _wait)
         self._clock, self._wait = _backend_waiting()
         self._last_activity = self._clock()
@@ -343,7 +281,13 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         After the scope was left this includes what the server sent while we waited for
         it to end the channel, e.g. the final ``success`` of a cancelled prediction.
         """
-        return tuple(self._buffer)
+        return tuple(self._packet(entry) for entry in self._buffer)
+
+    def _packet(self, entry: Any) -> T:
+        if type(entry) is _Run:
+            packet: T = self._rule.join(entry.parts)
+            return packet
+        return entry  # type: ignore[no-any-return]
 
     @property
     def dropped_packets(self) -> int:
@@ -361,7 +305,10 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
             if self._local_error is not None:
                 raise self._local_error
             if self._buffer:
-                return self._buffer.popleft()
+                entry = self._buffer.popleft()
+                if self._lagging and len(self._buffer) <= self._bound // 2:
+                    self._lagging = False  # caught up: buffer packets as they come again
+                return self._packet(entry)
             if self._server_end is not None:
                 if self._server_end.error is not None:
                     raise self._server_end.error
@@ -458,33 +405,59 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         return self._bound * OVERFLOW_FACTOR if failed else self._bound
 
     def _try_buffer(self, packet: T) -> bool:
+        """Buffer ``packet`` (folding it into the tail once lagging); ``False`` if full.
+
+        Linear in the packets that arrive: the buffer is compacted once each time it fills
+        up (at least half the bound was read since the previous time), and from then on
+        each new packet is folded into the tail in O(1) while the consumer lags.
+        """
         buffer, limit = self._buffer, self._limit()
-        if len(buffer) >= limit:
+        if self._lagging and buffer and self._fold(packet):
+            return True
+        if len(buffer) >= limit and not self._lagging:
+            self._lagging = True
             self._compact()
-        if len(buffer) < limit:
-            buffer.append(packet)
-        else:
-            merged = self._merge(buffer[-1], packet)
-            if merged is None:
-                return False
-            buffer[-1] = merged
+            if self._fold(packet):
+                return True
+        if len(buffer) >= limit:
+            return False
+        buffer.append(packet)
         self._wake()
         return True
 
+    def _fold(self, packet: T) -> bool:
+        """Merge ``packet`` into the buffer's last entry if the rule allows it."""
+        buffer = self._buffer
+        tail = buffer[-1]
+        run = tail if type(tail) is _Run else None
+        how = self._rule.classify(tail if run is None else run.parts[-1], packet)
+        if how is Merge.JOIN:
+            if run is None:
+                buffer[-1] = _Run([tail, packet])
+            else:
+                run.parts.append(packet)
+            return True
+        if how is Merge.REPLACE and run is None:
+            buffer[-1] = packet
+            return True
+        return False
+
     def _compact(self) -> None:
-        """Merge neighbours in the buffer with the endpoint's hook, in place."""
-        if self._merge is merge_nothing or len(self._buffer) < 2:
+        """Fold neighbours in the buffer with the endpoint's rule, in one pass."""
+        if not self._rule.merges or len(self._buffer) < 2:
             return
-        compacted: list[T] = []
-        for packet in self._buffer:
-            if compacted:
-                merged = self._merge(compacted[-1], packet)
-                if merged is not None:
-                    compacted[-1] = merged
-                    continue
-            compacted.append(packet)
+        entries = list(self._buffer)
         self._buffer.clear()
-        self._buffer.extend(compacted)
+        self._buffer.append(entries[0])
+        for entry in entries[1:]:
+            if type(entry) is _Run:
+                first, rest = entry.parts[0], entry.parts[1:]
+            else:
+                first, rest = entry, []
+            if not self._fold(first):
+                self._buffer.append(first)
+            for part in rest:
+                self._fold(part)  # parts of one run always join
 
     def _close_from_server(self) -> None:
         """``channelClose``: the consumer gets the buffer, then ``EndOfStream``."""
@@ -555,9 +528,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
                     drain_timeout,
                 )
                 self._transition("abandon")
-        self._owner.release_channel(
-            self._id, listening=self._state is ChannelState.ABANDONED
-        )
+        self._owner.release_channel(self._id, listening=self._state is ChannelState.ABANDONED)
 
 
 def _packet_type(packet: Any) -> str:

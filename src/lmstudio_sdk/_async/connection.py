@@ -73,9 +73,10 @@ from ..protocol.events import (
     UnknownMessageReceived,
     WarningReceived,
 )
+from ..protocol.merging import MergeRule
 from ..protocol.session import ClientSession, endpoint_label
 from ._exceptions import exceptions_unwrapped
-from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel, MergeHook
+from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -492,22 +493,24 @@ class Connection:
         creation_parameter: Any = UNSET,
         *,
         idle_timeout: float | _Default | None = DEFAULT,
-        merge: MergeHook | None = None,
+        merge: MergeRule | None = None,
         buffer_size: int | None = None,
     ) -> AbstractAsyncContextManager[Channel[Any]]:
         """Open a channel for the duration of an ``async with`` block (see :mod:`.channel`).
 
         :param idle_timeout: seconds without a packet before the channel fails with
-            ``LMStudioTimeoutError`` (``None``: wait forever); the client's default when
-            omitted. Never a limit on the total duration.
-        :param merge: the backpressure merge hook; the endpoint's own by default.
+            ``LMStudioTimeoutError`` (``None``: wait forever); when omitted, the endpoint's
+            own (``ChannelSpec.idle_timeout``) or else the client's default. Never a limit on
+            the total duration.
+        :param merge: the backpressure merge rule; the endpoint's own by default.
         :param buffer_size: packets buffered before merging; the client's default if omitted.
         """
-        idle = (
-            self._timeout
-            if isinstance(idle_timeout, _Default)
-            else check_timeout(idle_timeout, "idle_timeout")
-        )
+        if not isinstance(idle_timeout, _Default):
+            idle = check_timeout(idle_timeout, "idle_timeout")
+        elif spec.idle_timeout is UNSET:
+            idle = self._timeout
+        else:
+            idle = spec.idle_timeout
         return _ChannelScope(
             self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size
         )
@@ -628,7 +631,7 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         spec: ChannelSpec,
         creation_parameter: Any,
         idle_timeout: float | None,
-        merge: MergeHook | None,
+        merge: MergeRule | None,
         buffer_size: int,
     ) -> None:
         self._connection = connection

@@ -569,8 +569,8 @@ class LogStream:
 
 class _LogScope(AbstractAsyncContextManager[LogStream]):
     def __init__(self, connection: Connection) -> None:
-        # Logs may be quiet for hours: no inactivity timeout.
-        self._scope = connection.open_channel(diagnostics.STREAM_LOGS, idle_timeout=None)
+        # Logs may be quiet for hours: the endpoint has no inactivity timeout.
+        self._scope = connection.open_channel(diagnostics.STREAM_LOGS)
 
     async def __aenter__(self) -> LogStream:
         with exceptions_unwrapped():

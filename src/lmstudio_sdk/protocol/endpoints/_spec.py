@@ -6,6 +6,9 @@ from typing import Any
 
 import attrs
 
+from .._unset import UNSET, UnsetType
+from ..merging import NO_MERGE, MergeRule
+
 __all__ = ["ChannelSpec", "EndpointSpec", "RpcSpec"]
 
 
@@ -35,6 +38,11 @@ class ChannelSpec:
     ``None`` when the client can send nothing). ``cancel_packet`` is the packet that asks the
     server to end the channel early (``{"type": "cancel"}``, ``{"type": "stop"}`` ...), or
     ``None`` when the endpoint has none and only dropping the socket ends it.
+
+    ``merge`` is how a lagging consumer's unread packets are combined
+    (:mod:`lmstudio_sdk.protocol.merging`). ``idle_timeout`` is the longest silence (seconds)
+    a client accepts on the channel by default: ``None`` for endpoints that may be quiet for
+    hours (log streams), ``UNSET`` for the client's own default.
     """
 
     namespace: str
@@ -43,6 +51,8 @@ class ChannelSpec:
     to_client: Any
     to_server: Any
     cancel_packet: Any = None
+    merge: MergeRule = NO_MERGE
+    idle_timeout: float | UnsetType | None = UNSET
 
     @property
     def kind(self) -> str:

@@ -15,6 +15,7 @@ import attrs
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, register_tagged_union
 from ..kv import KVConfig
+from ..merging import LATEST_PROGRESS
 from ._spec import ChannelSpec, RpcSpec
 from .shared import (
     CancelPacket,
@@ -160,6 +161,7 @@ LOAD_MODEL = ChannelSpec(
     LoadModelToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )
 GET_OR_LOAD = ChannelSpec(
     NAMESPACE,
@@ -168,4 +170,5 @@ GET_OR_LOAD = ChannelSpec(
     GetOrLoadToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )

@@ -19,6 +19,7 @@ import attrs
 from ...errors import LocalProtocolError
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, converter, register_tagged_union
+from ..merging import LATEST_PROGRESS
 from ..naming import to_camel
 from ._spec import ChannelSpec, RpcSpec
 from .shared import CancelPacket, CancelToServerPacket
@@ -831,6 +832,7 @@ DOWNLOAD_MODEL = ChannelSpec(
     DownloadModelToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )
 DOWNLOAD_ARTIFACT = ChannelSpec(
     NAMESPACE,
@@ -839,6 +841,7 @@ DOWNLOAD_ARTIFACT = ChannelSpec(
     DownloadArtifactToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )
 # No client packet: the push runs to its end (or until the socket closes).
 PUSH_ARTIFACT = ChannelSpec(
@@ -854,4 +857,5 @@ CREATE_DOWNLOAD_PLAN = ChannelSpec(
     CreateDownloadPlanToClientPacket,
     CreateDownloadPlanToServerPacket,
     CreateDownloadPlanCancelPlan(),
+    merge=LATEST_PROGRESS,
 )
