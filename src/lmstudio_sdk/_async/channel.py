@@ -106,7 +106,7 @@ logger = logging.getLogger("lmstudio_sdk")
 #: Packets a channel buffers for a consumer that lags, before merging (see module doc).
 DEFAULT_BUFFER_SIZE: Final = 1024
 #: Seconds to wait for the server's last packets after cancelling, when leaving a scope.
-DEFAULT_DRAIN_TIMEOUT: Final = 5.0
+DEFAULT_DRAIN_TIMEOUT: Final = 2.0
 #: After a cancel, the buffer may grow to this many times its bound (with merging).
 OVERFLOW_FACTOR: Final = 4
 

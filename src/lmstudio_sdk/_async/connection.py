@@ -45,7 +45,7 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import anyio
 
@@ -117,12 +117,17 @@ DEFAULT: Final = _Default()
 """Sentinel for "use the client's default" (``timeout=``, ``idle_timeout=``)."""
 
 
-def check_timeout(value: float | None, name: str) -> float | None:
-    """Validate a timeout: ``None`` (no limit) or a number > 0."""
-    if value is None:
+@overload
+def check_timeout(value: float | None, name: str) -> float | None: ...
+@overload
+def check_timeout(value: float | None, name: str, *, allow_none: Literal[False]) -> float: ...
+def check_timeout(value: float | None, name: str, *, allow_none: bool = True) -> float | None:
+    """Validate a timeout: a number > 0, or ``None`` (no limit) when ``allow_none``."""
+    if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, or None; got {value!r}")
+        also = ", or None" if allow_none else ""
+        raise ValueError(f"{name} must be a number of seconds > 0{also}; got {value!r}")
     return float(value)
 
 
@@ -495,6 +500,7 @@ class Connection:
         idle_timeout: float | _Default | None = DEFAULT,
         merge: MergeRule | None = None,
         buffer_size: int | None = None,
+        drain_timeout: float | _Default = DEFAULT,
     ) -> AbstractAsyncContextManager[Channel[Any]]:
         """Open a channel for the duration of an ``async with`` block (see :mod:`.channel`).
 
@@ -504,6 +510,8 @@ class Connection:
             the total duration.
         :param merge: the backpressure merge rule; the endpoint's own by default.
         :param buffer_size: packets buffered before merging; the client's default if omitted.
+        :param drain_timeout: the longest wait, when the block is left early, for the server
+            to end the channel after the cancel; the client's default when omitted.
         """
         if not isinstance(idle_timeout, _Default):
             idle = check_timeout(idle_timeout, "idle_timeout")
@@ -511,8 +519,13 @@ class Connection:
             idle = self._timeout
         else:
             idle = spec.idle_timeout
+        drain = (
+            self._drain_timeout
+            if isinstance(drain_timeout, _Default)
+            else check_timeout(drain_timeout, "drain_timeout", allow_none=False)
+        )
         return _ChannelScope(
-            self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size
+            self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size, drain
         )
 
     # ------------------------------------------------------------------ connecting
@@ -633,8 +646,10 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         idle_timeout: float | None,
         merge: MergeRule | None,
         buffer_size: int,
+        drain_timeout: float,
     ) -> None:
         self._connection = connection
+        self._drain_timeout = drain_timeout
         self._spec = spec
         self._parameter = creation_parameter
         self._idle_timeout = idle_timeout
@@ -670,7 +685,7 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
             # cancel nor a drain on the way out (the server would answer channelUnknown).
             await sock.send_frame(frame, before_write=channel._create_sent)
         except BaseException:
-            await channel._leave(connection._drain_timeout)
+            await channel._leave(self._drain_timeout)
             raise
         return channel
 
@@ -681,4 +696,4 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         tb: TracebackType | None,
     ) -> None:
         assert self._channel is not None
-        await self._channel._leave(self._connection._drain_timeout)
+        await self._channel._leave(self._drain_timeout)
