@@ -77,17 +77,16 @@ import enum
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 import anyio
 import attrs
-import sniffio
 from anyio.abc import ObjectReceiveStream
 
 from ..errors import LMStudioChannelOverflowError, LMStudioTimeoutError
 from ..protocol.merging import Merge, MergeRule
 from ..protocol.session import endpoint_label
+from ._waiting import backend_waiting
 
 if TYPE_CHECKING:
     from ..protocol.endpoints._spec import ChannelSpec
@@ -223,7 +222,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._buffer: deque[Any] = deque()
         self._lagging = False  # the buffer filled up: fold new packets into the tail
         self._waiter: Any = None  # what the waiting receive() sleeps on (see _wait)
-        self._clock, self._wait = _backend_waiting()
+        self._clock, self._wait = backend_waiting()
         self._last_activity = self._clock()
         # What the consumer gets once the buffer is empty (the server's end), or at once
         # (a failure on our side); independent of the lifecycle below.
@@ -534,99 +533,3 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
 def _packet_type(packet: Any) -> str:
     kind = getattr(packet, "type", None)
     return repr(kind) if isinstance(kind, str) else type(packet).__name__
-
-
-# ---------------------------------------------------------------------------- waiting
-#
-# A waiting ``receive()`` sleeps until the reader feeds or ends the channel (``_wake``) or
-# until the inactivity deadline. This is on the path of every streamed packet, so the
-# backend's primitives are used directly where we know them (the generic anyio path
-# resolves the backend on each ``current_time()``/``Event()`` and opens a cancel scope
-# per wait). ``_wait(channel, deadline)`` returns whether the channel woke it; it sets
-# ``channel._waiter`` to an object with ``set()`` and is cancellable like any checkpoint.
-
-
-class _AsyncioWaiter:
-    """A future the reader resolves; a loop timer stands in for the deadline's scope."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: Any) -> None:
-        self.future = future
-
-    def set(self) -> None:
-        if not self.future.done():
-            self.future.set_result(True)
-
-
-def _asyncio_waiting() -> tuple[Callable[[], float], Callable[[Any, float], Any]]:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-
-    def time_out(future: Any) -> None:
-        if not future.done():
-            future.set_result(False)
-
-    async def wait(channel: Channel[Any], deadline: float) -> bool:
-        future = loop.create_future()
-        waiter = channel._waiter = _AsyncioWaiter(future)
-        timer = None if deadline == math.inf else loop.call_at(deadline, time_out, future)
-        try:
-            return bool(await future)
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if channel._waiter is waiter:
-                channel._waiter = None
-
-    return loop.time, wait
-
-
-def _trio_waiting() -> tuple[Callable[[], float], Callable[[Any, float], Any]]:
-    import trio
-
-    async def wait(channel: Channel[Any], deadline: float) -> bool:
-        event = trio.Event()
-        channel._waiter = event
-        try:
-            if deadline == math.inf:
-                await event.wait()
-            else:
-                with trio.move_on_at(deadline):
-                    await event.wait()
-        finally:
-            if channel._waiter is event:
-                channel._waiter = None
-        return event.is_set()
-
-    return trio.current_time, wait
-
-
-async def _anyio_wait(channel: Channel[Any], deadline: float) -> bool:
-    event = anyio.Event()
-    channel._waiter = event
-    try:
-        with anyio.move_on_at(deadline):
-            await event.wait()
-    finally:
-        if channel._waiter is event:
-            channel._waiter = None
-    return event.is_set()
-
-
-def _backend_waiting() -> tuple[Callable[[], float], Callable[[Any, float], Any]]:
-    """The running backend's clock and wait function (see above)."""
-    library = _current_library()
-    if library == "asyncio":
-        return _asyncio_waiting()
-    if library == "trio":
-        return _trio_waiting()
-    return anyio.current_time, _anyio_wait
-
-
-def _current_library() -> str | None:
-    try:
-        return sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return None
