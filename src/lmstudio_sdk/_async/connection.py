@@ -55,8 +55,8 @@ from ..errors import (
     LMStudioTimeoutError,
     RemoteProtocolError,
 )
-from ..protocol._unset import UNSET
-from ..protocol.endpoints._spec import ChannelSpec, RpcSpec
+from ..protocol._unset import UNSET, UnsetType
+from ..protocol.endpoints._spec import ChannelSpec, P, R, RpcSpec
 from ..protocol.events import Authenticated, AuthenticationFailed, ClientEvent
 from ..protocol.merging import MergeRule
 from ..protocol.session import ClientSession, endpoint_label
@@ -163,8 +163,12 @@ class Connection:
     # ------------------------------------------------------------------ RPCs
 
     async def call(
-        self, spec: RpcSpec, parameter: Any = UNSET, *, timeout: float | _Default | None = DEFAULT
-    ) -> Any:
+        self,
+        spec: RpcSpec[P, R],
+        parameter: P | UnsetType = UNSET,
+        *,
+        timeout: float | _Default | None = DEFAULT,
+    ) -> R:
         """Call an RPC and return its structured result (``None`` for void endpoints).
 
         :param timeout: seconds (``None``: no limit); the client's default when omitted.
@@ -179,7 +183,8 @@ class Connection:
         socket_box: list[_Socket] = []
         warnings_before: list[int] = []
         with anyio.move_on_after(math.inf if limit is None else limit) as scope:
-            return await self._call(spec, parameter, socket_box, warnings_before)
+            result: R = await self._call(spec, parameter, socket_box, warnings_before)
+            return result
         assert scope.cancelled_caught
         message = f"{endpoint_label(spec)}: no answer from the server within {limit:g} s"
         if socket_box and warnings_before and socket_box[0].warnings > warnings_before[0]:

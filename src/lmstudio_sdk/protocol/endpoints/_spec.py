@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic
 
 import attrs
+from typing_extensions import TypeVar
 
 from .._unset import UNSET, UnsetType
 from ..merging import NO_MERGE, MergeRule
@@ -12,18 +13,25 @@ from ..merging import NO_MERGE, MergeRule
 __all__ = ["ChannelSpec", "EndpointSpec", "RpcSpec"]
 
 
-@attrs.frozen
-class RpcSpec:
-    """An RPC endpoint. ``parameter``/``result`` are wire types, or ``None`` for void.
+P = TypeVar("P", default=Any)
+R = TypeVar("R", default=Any)
 
-    A void parameter is left out of the ``rpcCall`` frame; a void result is an ``rpcResult``
-    without a ``result`` key.
+
+@attrs.frozen
+class RpcSpec(Generic[P, R]):
+    """An RPC endpoint taking a ``P`` and returning an ``R``.
+
+    ``parameter``/``result`` are the wire types, or ``None`` for void. A void parameter is
+    left out of the ``rpcCall`` frame; a void result is an ``rpcResult`` without a
+    ``result`` key. ``P`` and ``R`` are inferred from classes; a void or union side is
+    spelled out once in the constant's annotation (``RpcSpec[None, list[ModelInfo]]``).
+    ``Connection.call(spec, parameter)`` takes a ``P`` and returns an ``R``.
     """
 
     namespace: str
     name: str
-    parameter: Any
-    result: Any
+    parameter: type[P] | None
+    result: type[R] | None
 
     @property
     def kind(self) -> str:

@@ -8,7 +8,7 @@ string.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -131,11 +131,15 @@ class EmbedStringResult:
     embedding: list[float]
 
 
-UNLOAD_MODEL = RpcSpec(NAMESPACE, "unloadModel", UnloadModelParameter, None)
-LIST_LOADED = RpcSpec(NAMESPACE, "listLoaded", None, list[EmbeddingModelInstanceInfo])
+UNLOAD_MODEL: RpcSpec[UnloadModelParameter, None] = RpcSpec(
+    NAMESPACE, "unloadModel", UnloadModelParameter, None
+)
+LIST_LOADED: RpcSpec[None, list[EmbeddingModelInstanceInfo]] = RpcSpec(
+    NAMESPACE, "listLoaded", None, list[EmbeddingModelInstanceInfo]
+)
 # An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-GET_MODEL_INFO = RpcSpec(
-    NAMESPACE, "getModelInfo", GetModelInfoParameter, EmbeddingModelInstanceInfo | None
+GET_MODEL_INFO: RpcSpec[GetModelInfoParameter, EmbeddingModelInstanceInfo | None] = RpcSpec(
+    NAMESPACE, "getModelInfo", GetModelInfoParameter, cast(Any, EmbeddingModelInstanceInfo | None)
 )
 GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
 GET_BASE_PREDICTION_CONFIG = RpcSpec(

@@ -9,7 +9,7 @@ sent ``cancel`` (then ``stats.stop_reason == "userStopped"``). Every
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -311,10 +311,16 @@ class PreloadDraftModelParameter:
 
 # --- endpoints ---------------------------------------------------------------------------
 
-UNLOAD_MODEL = RpcSpec(NAMESPACE, "unloadModel", UnloadModelParameter, None)
-LIST_LOADED = RpcSpec(NAMESPACE, "listLoaded", None, list[LLMInstanceInfo])
+UNLOAD_MODEL: RpcSpec[UnloadModelParameter, None] = RpcSpec(
+    NAMESPACE, "unloadModel", UnloadModelParameter, None
+)
+LIST_LOADED: RpcSpec[None, list[LLMInstanceInfo]] = RpcSpec(
+    NAMESPACE, "listLoaded", None, list[LLMInstanceInfo]
+)
 # An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-GET_MODEL_INFO = RpcSpec(NAMESPACE, "getModelInfo", GetModelInfoParameter, LLMInstanceInfo | None)
+GET_MODEL_INFO: RpcSpec[GetModelInfoParameter, LLMInstanceInfo | None] = RpcSpec(
+    NAMESPACE, "getModelInfo", GetModelInfoParameter, cast(Any, LLMInstanceInfo | None)
+)
 GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
 GET_BASE_PREDICTION_CONFIG = RpcSpec(
     NAMESPACE, "getBasePredictionConfig", GetBasePredictionConfigParameter, KVConfig
@@ -333,7 +339,9 @@ APPLY_PROMPT_TEMPLATE = RpcSpec(
 )
 TOKENIZE = RpcSpec(NAMESPACE, "tokenize", TokenizeParameter, TokenizeResult)
 COUNT_TOKENS = RpcSpec(NAMESPACE, "countTokens", CountTokensParameter, CountTokensResult)
-PRELOAD_DRAFT_MODEL = RpcSpec(NAMESPACE, "preloadDraftModel", PreloadDraftModelParameter, None)
+PRELOAD_DRAFT_MODEL: RpcSpec[PreloadDraftModelParameter, None] = RpcSpec(
+    NAMESPACE, "preloadDraftModel", PreloadDraftModelParameter, None
+)
 
 
 def _prediction_merge(previous: Any, new: Any) -> Merge:

@@ -275,20 +275,22 @@ GET_MODEL_DOWNLOAD_OPTIONS = RpcSpec(
     GetModelDownloadOptionsParameter,
     GetModelDownloadOptionsResult,
 )
-INSTALL_PLUGIN_DEPENDENCIES = RpcSpec(
+INSTALL_PLUGIN_DEPENDENCIES: RpcSpec[InstallPluginDependenciesParameter, None] = RpcSpec(
     NAMESPACE, "installPluginDependencies", InstallPluginDependenciesParameter, None
 )
 GET_LOCAL_ARTIFACT_FILES = RpcSpec(
     NAMESPACE, "getLocalArtifactFiles", GetLocalArtifactFilesParameter, GetLocalArtifactFilesResult
 )
-GET_WRITABLE_ARTIFACT_OWNERS = RpcSpec(
+GET_WRITABLE_ARTIFACT_OWNERS: RpcSpec[None, GetWritableArtifactOwnersResult] = RpcSpec(
     NAMESPACE, "getWritableArtifactOwners", None, GetWritableArtifactOwnersResult
 )
-IS_AUTHENTICATED = RpcSpec(NAMESPACE, "isAuthenticated", None, IsAuthenticatedResult)
-GET_AUTHENTICATION_STATUS = RpcSpec(
+IS_AUTHENTICATED: RpcSpec[None, IsAuthenticatedResult] = RpcSpec(
+    NAMESPACE, "isAuthenticated", None, IsAuthenticatedResult
+)
+GET_AUTHENTICATION_STATUS: RpcSpec[None, GetAuthenticationStatusResult] = RpcSpec(
     NAMESPACE, "getAuthenticationStatus", None, GetAuthenticationStatusResult
 )
-DEAUTHENTICATE = RpcSpec(NAMESPACE, "deauthenticate", None, None)
+DEAUTHENTICATE: RpcSpec[None, None] = RpcSpec(NAMESPACE, "deauthenticate", None, None)
 LOGIN_AS_COMPUTE_DEVICE = RpcSpec(
     NAMESPACE,
     "loginAsComputeDevice",
@@ -301,17 +303,25 @@ LOGIN_WITH_PRE_AUTHENTICATED_KEYS = RpcSpec(
     LoginWithPreAuthenticatedKeysParameter,
     LoginWithPreAuthenticatedKeysResult,
 )
-INSTALL_LOCAL_PLUGIN = RpcSpec(NAMESPACE, "installLocalPlugin", InstallLocalPluginParameter, None)
-GET_MODEL_CATALOG = RpcSpec(NAMESPACE, "getModelCatalog", None, GetModelCatalogResult)
+INSTALL_LOCAL_PLUGIN: RpcSpec[InstallLocalPluginParameter, None] = RpcSpec(
+    NAMESPACE, "installLocalPlugin", InstallLocalPluginParameter, None
+)
+GET_MODEL_CATALOG: RpcSpec[None, GetModelCatalogResult] = RpcSpec(
+    NAMESPACE, "getModelCatalog", None, GetModelCatalogResult
+)
 FUZZY_FIND_STAFF_PICKS = RpcSpec(
     NAMESPACE, "fuzzyFindStaffPicks", FuzzyFindStaffPicksParameter, FuzzyFindStaffPicksResult
 )
-LM_LINK_STATUS = RpcSpec(NAMESPACE, "lmLinkStatus", None, LmLinkStatusResult)
-LM_LINK_SET_DISABLED = RpcSpec(NAMESPACE, "lmLinkSetDisabled", LmLinkSetDisabledParameter, None)
-LM_LINK_UPDATE_DEVICE_NAME = RpcSpec(
+LM_LINK_STATUS: RpcSpec[None, LmLinkStatusResult] = RpcSpec(
+    NAMESPACE, "lmLinkStatus", None, LmLinkStatusResult
+)
+LM_LINK_SET_DISABLED: RpcSpec[LmLinkSetDisabledParameter, None] = RpcSpec(
+    NAMESPACE, "lmLinkSetDisabled", LmLinkSetDisabledParameter, None
+)
+LM_LINK_UPDATE_DEVICE_NAME: RpcSpec[LmLinkUpdateDeviceNameParameter, None] = RpcSpec(
     NAMESPACE, "lmLinkUpdateDeviceName", LmLinkUpdateDeviceNameParameter, None
 )
-LM_LINK_SET_PREFERRED_DEVICE = RpcSpec(
+LM_LINK_SET_PREFERRED_DEVICE: RpcSpec[LmLinkSetPreferredDeviceParameter, None] = RpcSpec(
     NAMESPACE, "lmLinkSetPreferredDevice", LmLinkSetPreferredDeviceParameter, None
 )
 
