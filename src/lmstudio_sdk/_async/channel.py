@@ -230,6 +230,9 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._local_error: BaseException | None = None
         self._state = ChannelState.UNSENT
         self._final = anyio.Event()  # set on entering ENDED or ABANDONED
+        # ``_state in _FINAL``, kept by _transition: the reader asks for every packet, and
+        # an enum in a set costs a Python-level __hash__ call.
+        self._over = False
         self._cancel_requested = False  # we entered CANCELLING at some point
         self._left = False  # the scope was left: receive() is over
         self._dropped = 0
@@ -363,6 +366,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         if state is ChannelState.CANCELLING:
             self._cancel_requested = True
         elif state in _FINAL:
+            self._over = True
             self._final.set()
             self._wake()
 
@@ -376,7 +380,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         """A packet arrived. Never blocks; applies the backpressure policy."""
         self._received += 1
         self._last_activity = self._clock()
-        if self._state in _FINAL:
+        if self._over:
             return
         if self._try_buffer(packet):
             return
