@@ -51,7 +51,7 @@ NAME_MAP = {
 }
 """Async class names and their blocking twins (in annotations and docstrings)."""
 
-UNWRAPPED_GENERICS = {"AbstractAsyncContextManager"}
+UNWRAPPED_GENERICS = {"AbstractAsyncContextManager", "StreamScope"}
 """``X[T]`` becomes ``T``: the blocking stream classes are context managers themselves."""
 
 DOC_TOKENS = [

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._async.namespaces import LoadStream as LoadStream
     from ._async.namespaces import LogStream as LogStream
     from ._async.prediction import PredictionStream as PredictionStream
+    from ._async.streams import StreamScope as StreamScope
     from ._async.tools import ActResult as ActResult
     from ._async.tools import InvalidToolCallError as InvalidToolCallError
     from ._async.tools import Tool as Tool
@@ -86,6 +87,7 @@ _LAZY: dict[str, str] = {
     "LoadStream": "._async.namespaces",
     "LogStream": "._async.namespaces",
     "PredictionStream": "._async.prediction",
+    "StreamScope": "._async.streams",
     "ActResult": "._async.tools",
     "InvalidToolCallError": "._async.tools",
     "Tool": "._async.tools",

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._async.connection import DEFAULT, _Default
+from ._sentinel import DEFAULT, DefaultType
 from .sync import LLM, Client, EmbeddingModel
 from .sync.handles import ModelHandle
 
@@ -111,7 +111,7 @@ atexit.register(_close_default_client)
 def llm(
     key: str | None = None,
     *,
-    ttl: float | _Default | None = DEFAULT,
+    ttl: float | DefaultType | None = DEFAULT,
     config: LoadModelConfig | Mapping[str, Any] | None = None,
     on_progress: Callable[[float], object] | None = None,
 ) -> LLM:
@@ -126,7 +126,7 @@ def llm(
 def embedding_model(
     key: str | None = None,
     *,
-    ttl: float | _Default | None = DEFAULT,
+    ttl: float | DefaultType | None = DEFAULT,
     config: LoadModelConfig | Mapping[str, Any] | None = None,
     on_progress: Callable[[float], object] | None = None,
 ) -> EmbeddingModel:

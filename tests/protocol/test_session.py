@@ -765,6 +765,14 @@ def test_forgotten_channel_is_silent_until_it_ends(pair: Pair) -> None:
     assert not pair.client.is_channel_open(channel_id)
 
 
+def test_a_channel_withdrawn_before_its_create_was_sent_needs_no_cancel(pair: Pair) -> None:
+    channel_id, _frame = pair.client.open_channel(STREAM, EchoParameter("a"))  # never sent
+    pair.client.withdraw_channel(channel_id)
+    assert not pair.client.is_channel_open(channel_id)
+    assert pair.client.cancel_channel(channel_id) is None  # nothing to cancel
+    assert pair.client.connection_lost().open_channels == ()
+
+
 def test_send_packet_checks_the_packet_and_the_channel(pair: Pair) -> None:
     channel_id = pair.open_channel(STREAM, EchoParameter("a"))
     with pytest.raises(LocalProtocolError, match=r"packet for test\.stream"):

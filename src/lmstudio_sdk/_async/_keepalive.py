@@ -24,7 +24,7 @@ import attrs
 from ..errors import LMStudioConnectionError, LMStudioError
 
 if TYPE_CHECKING:
-    from .connection import _Socket
+    from ._socket import _Socket
 
 __all__ = ["DEFAULT_KEEPALIVE", "KeepAliveSettings", "keepalive_settings", "run_keepalive"]
 

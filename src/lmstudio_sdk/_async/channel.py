@@ -45,10 +45,14 @@ buffer (``buffer_size`` packets) and this policy:
 
 * no packet is ever dropped silently;
 * while there is room, every packet is buffered as it came;
-* when the buffer is full, it is compacted with the endpoint's *merge hook*: consecutive
-  text fragments are coalesced (text concatenated, token counts summed; prediction
-  fragments only when ``reasoningType`` and ``isStructural`` are equal) and consecutive
-  progress packets keep only the latest;
+* when the buffer is full, it is compacted with the endpoint's merge rule
+  (``ChannelSpec.merge``, :mod:`lmstudio_sdk.protocol.merging`): consecutive text
+  fragments are joined (text concatenated, token counts summed; prediction fragments
+  only when ``reasoningType`` and ``isStructural`` are equal) and consecutive progress
+  packets keep only the latest. Until the consumer has caught up with half the buffer,
+  each new packet is folded into the last buffered one in O(1); joined packets are
+  combined once, when the consumer reads them, so merging stays linear in the packets
+  received and the socket's reader never waits for it;
 * if a packet can still not be buffered (it cannot be merged: a tool call, a log line),
   the channel is cancelled on the server and fails with
   :class:`~lmstudio_sdk.errors.LMStudioChannelOverflowError`. What was buffered stays in
@@ -56,28 +60,33 @@ buffer (``buffer_size`` packets) and this policy:
   (merged, up to ``OVERFLOW_FACTOR`` times the bound; beyond that they are counted in
   :attr:`Channel.dropped_packets` and logged).
 
-A merge hook is a function ``(previous, new) -> merged | None`` chosen per endpoint
-(:data:`MERGE_HOOKS`, :func:`merge_hook_for`), so the reader loop never looks inside
-packets.
+Lifecycle
+=========
+
+:class:`ChannelState` says where a channel is: ``UNSENT`` until its ``channelCreate``
+frame is being written, ``OPEN``, ``CANCELLING`` once we sent the cancel packet, and
+finally ``ENDED`` (the server ended it, the socket died) or ``ABANDONED`` (we stopped
+listening first). Every transition is in one table (``_TRANSITIONS``). Leaving the scope
+of an ``UNSENT`` channel withdraws it: the server never saw it, so there is nothing to
+cancel or wait for.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 import anyio
 import attrs
-import sniffio
 from anyio.abc import ObjectReceiveStream
 
 from ..errors import LMStudioChannelOverflowError, LMStudioTimeoutError
-from ..protocol._unset import UNSET
-from ..protocol.endpoints import llm
+from ..protocol.merging import Merge, MergeRule
 from ..protocol.session import endpoint_label
+from ._waiting import backend_waiting
 
 if TYPE_CHECKING:
     from ..protocol.endpoints._spec import ChannelSpec
@@ -85,15 +94,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "DEFAULT_DRAIN_TIMEOUT",
-    "MERGE_HOOKS",
     "OVERFLOW_FACTOR",
     "Channel",
     "ChannelOwner",
-    "MergeHook",
-    "merge_hook_for",
-    "merge_nothing",
-    "merge_prediction_packets",
-    "merge_progress_packets",
+    "ChannelState",
 ]
 
 logger = logging.getLogger("lmstudio_sdk")
@@ -101,89 +105,21 @@ logger = logging.getLogger("lmstudio_sdk")
 #: Packets a channel buffers for a consumer that lags, before merging (see module doc).
 DEFAULT_BUFFER_SIZE: Final = 1024
 #: Seconds to wait for the server's last packets after cancelling, when leaving a scope.
-DEFAULT_DRAIN_TIMEOUT: Final = 5.0
+DEFAULT_DRAIN_TIMEOUT: Final = 2.0
 #: After a cancel, the buffer may grow to this many times its bound (with merging).
 OVERFLOW_FACTOR: Final = 4
 
 T = TypeVar("T")
 
-MergeHook = Callable[[Any, Any], Any]
-"""``(previous, new) -> merged packet``, or ``None`` when the two cannot be merged."""
 
+class _Run:
+    """Packets the merge rule joined, kept apart until the consumer reads them (then
+    ``rule.join`` combines them once: linear however many pile up)."""
 
-# ---------------------------------------------------------------------------- merge hooks
+    __slots__ = ("parts",)
 
-
-def merge_nothing(previous: Any, new: Any) -> Any:
-    """The hook of endpoints whose packets can never be merged (log lines...)."""
-    return None
-
-
-_PROGRESS_TYPES: Final = frozenset(
-    {"progress", "loadProgress", "downloadProgress", "promptProcessingProgress"}
-)
-
-
-def merge_progress_packets(previous: Any, new: Any) -> Any:
-    """Two consecutive progress packets of the same kind: keep the latest."""
-    if type(previous) is not type(new):
-        return None
-    kind = getattr(new, "type", None)
-    if kind in _PROGRESS_TYPES:
-        return new
-    if kind == "onFileProcessingStepProgress" and (
-        getattr(previous, "index", None) == getattr(new, "index", None)
-        and getattr(previous, "step", None) == getattr(new, "step", None)
-    ):
-        return new
-    return None
-
-
-def merge_prediction_packets(previous: Any, new: Any) -> Any:
-    """``predict``/``completeRawText``: coalesce fragments and argument text; latest progress."""
-    if isinstance(previous, llm.PredictFragment) and isinstance(new, llm.PredictFragment):
-        merged = _merge_fragments(previous.fragment, new.fragment)
-        return None if merged is None else llm.PredictFragment(merged)
-    arguments = llm.PredictToolCallGenerationArgumentFragmentGenerated
-    if isinstance(previous, arguments) and isinstance(new, arguments):
-        return arguments(previous.content + new.content)
-    return merge_progress_packets(previous, new)
-
-
-def _merge_fragments(a: Any, b: Any) -> Any:
-    if a.reasoning_type != b.reasoning_type or a.is_structural != b.is_structural:
-        return None
-    if (a.tokens is UNSET) != (b.tokens is UNSET):
-        return None  # token details on one side only: merging would lose the alignment
-    tokens = UNSET if a.tokens is UNSET else [*a.tokens, *b.tokens]
-    return attrs.evolve(
-        a,
-        content=a.content + b.content,
-        tokens_count=a.tokens_count + b.tokens_count,
-        contains_drafted=a.contains_drafted or b.contains_drafted,
-        tokens=tokens,
-    )
-
-
-MERGE_HOOKS: dict[str, MergeHook] = {
-    "llm.predict": merge_prediction_packets,
-    "llm.completeRawText": merge_prediction_packets,
-    "llm.loadModel": merge_progress_packets,
-    "llm.getOrLoad": merge_progress_packets,
-    "embedding.loadModel": merge_progress_packets,
-    "embedding.getOrLoad": merge_progress_packets,
-    "repository.downloadModel": merge_progress_packets,
-    "repository.downloadArtifact": merge_progress_packets,
-    "repository.createDownloadPlan": merge_progress_packets,
-    "files.parseDocument": merge_progress_packets,
-    "files.retrieve": merge_progress_packets,
-}
-"""``"namespace.endpoint"`` -> merge hook; endpoints not listed never merge."""
-
-
-def merge_hook_for(spec: ChannelSpec) -> MergeHook:
-    """The merge hook of an endpoint (:func:`merge_nothing` if it has none)."""
-    return MERGE_HOOKS.get(endpoint_label(spec), merge_nothing)
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
 
 
 # ---------------------------------------------------------------------------- the channel
@@ -208,12 +144,53 @@ class ChannelOwner(Protocol):
         """The scope was left: forget the channel (``listening``: the server has not ended it)."""
         ...
 
+    def withdraw_channel(self, channel_id: int) -> None:
+        """The scope was left before the create frame was written: forget it entirely."""
+        ...
+
 
 @attrs.define
 class _Ended:
     """How the server ended the channel: ``error`` is ``None`` for ``channelClose``."""
 
     error: BaseException | None
+
+
+class ChannelState(enum.Enum):
+    """Where a channel is in its life, as seen by the client (one value at a time).
+
+    The transitions are all in :data:`_TRANSITIONS`; anything else is a bug of ours
+    (``RuntimeError``). Ending events in a final state are no-ops.
+    """
+
+    #: The ``channelCreate`` frame has not been written: the server knows nothing of it.
+    UNSENT = "unsent"
+    #: The create frame may have gone out: packets flow, a cancel may be needed.
+    OPEN = "open"
+    #: We sent (or scheduled) the cancel packet; the server's last packets still flow.
+    CANCELLING = "cancelling"
+    #: Over: the server ended it, the socket died, or it failed for good on our side.
+    ENDED = "ended"
+    #: We stopped listening before the server ended it (its later frames are dropped),
+    #: or it was withdrawn before its create frame went out (nothing to wait for).
+    ABANDONED = "abandoned"
+
+
+_FINAL: Final = frozenset({ChannelState.ENDED, ChannelState.ABANDONED})
+
+_TRANSITIONS: Final[dict[tuple[ChannelState, str], ChannelState]] = {
+    # The create frame is being written (from here on the server may know the channel).
+    (ChannelState.UNSENT, "sent"): ChannelState.OPEN,
+    # The scope was left before the create frame was written: nothing to cancel or drain.
+    (ChannelState.UNSENT, "withdraw"): ChannelState.ABANDONED,
+    (ChannelState.UNSENT, "end"): ChannelState.ENDED,
+    (ChannelState.OPEN, "cancel"): ChannelState.CANCELLING,
+    (ChannelState.OPEN, "end"): ChannelState.ENDED,
+    (ChannelState.OPEN, "abandon"): ChannelState.ABANDONED,
+    (ChannelState.CANCELLING, "cancel"): ChannelState.CANCELLING,
+    (ChannelState.CANCELLING, "end"): ChannelState.ENDED,
+    (ChannelState.CANCELLING, "abandon"): ChannelState.ABANDONED,
+}
 
 
 class Channel(ObjectReceiveStream[T], Generic[T]):
@@ -231,7 +208,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         *,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         idle_timeout: float | None = None,
-        merge: MergeHook | None = None,
+        merge: MergeRule | None = None,
     ) -> None:
         if buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {buffer_size}")
@@ -240,26 +217,33 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._owner = owner
         self._bound = buffer_size
         self._idle_timeout = idle_timeout
-        self._merge = merge if merge is not None else merge_hook_for(spec)
-        self._buffer: deque[T] = deque()
+        self._rule = merge if merge is not None else spec.merge
+        # Packets, and runs of joined ones (_Run) once the consumer lags.
+        self._buffer: deque[Any] = deque()
+        self._lagging = False  # the buffer filled up: fold new packets into the tail
         self._waiter: Any = None  # what the waiting receive() sleeps on (see _wait)
-        self._clock, self._wait = _backend_waiting()
+        self._clock, self._wait = backend_waiting()
         self._last_activity = self._clock()
-        self._server_end: _Ended | None = None  # delivered after the buffer
-        self._local_error: BaseException | None = None  # raised at once
-        self._ended = anyio.Event()  # nothing more will arrive
-        self._cancel_requested = False
-        self._left = False  # the scope was left
+        # What the consumer gets once the buffer is empty (the server's end), or at once
+        # (a failure on our side); independent of the lifecycle below.
+        self._server_end: _Ended | None = None
+        self._local_error: BaseException | None = None
+        self._state = ChannelState.UNSENT
+        self._final = anyio.Event()  # set on entering ENDED or ABANDONED
+        # ``_state in _FINAL``, kept by _transition: the reader asks for every packet, and
+        # an enum in a set costs a Python-level __hash__ call.
+        self._over = False
+        self._cancel_requested = False  # we entered CANCELLING at some point
+        self._left = False  # the scope was left: receive() is over
         self._dropped = 0
         self._received = 0
 
     def __repr__(self) -> str:
-        if self._server_end is not None:
-            state = "closed" if self._server_end.error is None else "failed"
-        elif self._local_error is not None:
-            state = f"failed ({type(self._local_error).__name__})"
-        else:
-            state = "open"
+        state = self._state.value
+        if self._local_error is not None:
+            state += f", failed ({type(self._local_error).__name__})"
+        elif self._server_end is not None:
+            state += ", closed" if self._server_end.error is None else ", failed by the server"
         return (
             f"<Channel {self.endpoint} #{self._id} {state}, {len(self._buffer)} buffered, "
             f"{self._received} received>"
@@ -278,9 +262,14 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         return self._id
 
     @property
+    def state(self) -> ChannelState:
+        """Where the channel is in its life (see :class:`ChannelState`)."""
+        return self._state
+
+    @property
     def ended(self) -> bool:
-        """Whether the channel is over (the server ended it, or it failed on our side)."""
-        return self._ended.is_set()
+        """Whether nothing more will arrive (the server ended it, it failed, or we left)."""
+        return self._state in _FINAL
 
     @property
     def cancel_requested(self) -> bool:
@@ -294,7 +283,13 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         After the scope was left this includes what the server sent while we waited for
         it to end the channel, e.g. the final ``success`` of a cancelled prediction.
         """
-        return tuple(self._buffer)
+        return tuple(self._packet(entry) for entry in self._buffer)
+
+    def _packet(self, entry: Any) -> T:
+        if type(entry) is _Run:
+            packet: T = self._rule.join(entry.parts)
+            return packet
+        return entry  # type: ignore[no-any-return]
 
     @property
     def dropped_packets(self) -> int:
@@ -312,7 +307,12 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
             if self._local_error is not None:
                 raise self._local_error
             if self._buffer:
-                return self._buffer.popleft()
+                entry = self._buffer.popleft()
+                if self._lagging and len(self._buffer) <= self._bound // 2:
+                    self._lagging = False  # caught up: buffer packets as they come again
+                if type(entry) is _Run:  # the hot path is a plain packet: no call for it
+                    return self._packet(entry)
+                return entry  # type: ignore[no-any-return]
             if self._server_end is not None:
                 if self._server_end.error is not None:
                     raise self._server_end.error
@@ -345,10 +345,34 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
 
         Keep reading to get the server's last packets; leaving the scope does the same.
         """
-        if not self.ended:
-            self._cancel_requested = await self._owner.send_cancel(self._id) or (
-                self._cancel_requested
-            )
+        if self._state is ChannelState.OPEN and self._spec.cancel_packet is not None:
+            self._transition("cancel")
+            await self._owner.send_cancel(self._id)
+
+    # ------------------------------------------------------------------ the lifecycle
+
+    def _transition(self, event: str) -> None:
+        """Move the lifecycle on (the only place that assigns ``_state``)."""
+        if self._state in _FINAL and event in ("cancel", "end", "abandon"):
+            return  # a late end or cancel of a channel that is already over
+        try:
+            state = _TRANSITIONS[(self._state, event)]
+        except KeyError:
+            raise RuntimeError(
+                f"{self.endpoint} #{self._id}: {event!r} cannot happen in state "
+                f"{self._state.value!r}"
+            ) from None
+        self._state = state
+        if state is ChannelState.CANCELLING:
+            self._cancel_requested = True
+        elif state in _FINAL:
+            self._over = True
+            self._final.set()
+            self._wake()
+
+    def _create_sent(self) -> None:
+        """The ``channelCreate`` frame is being written (called by the socket)."""
+        self._transition("sent")
 
     # ------------------------------------------------------------------ fed by the reader
 
@@ -356,7 +380,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         """A packet arrived. Never blocks; applies the backpressure policy."""
         self._received += 1
         self._last_activity = self._clock()
-        if self._ended.is_set():
+        if self._over:
             return
         if self._try_buffer(packet):
             return
@@ -386,45 +410,71 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         return self._bound * OVERFLOW_FACTOR if failed else self._bound
 
     def _try_buffer(self, packet: T) -> bool:
+        """Buffer ``packet`` (folding it into the tail once lagging); ``False`` if full.
+
+        Linear in the packets that arrive: the buffer is compacted once each time it fills
+        up (at least half the bound was read since the previous time), and from then on
+        each new packet is folded into the tail in O(1) while the consumer lags.
+        """
         buffer, limit = self._buffer, self._limit()
-        if len(buffer) >= limit:
+        if self._lagging and buffer and self._fold(packet):
+            return True
+        if len(buffer) >= limit and not self._lagging:
+            self._lagging = True
             self._compact()
-        if len(buffer) < limit:
-            buffer.append(packet)
-        else:
-            merged = self._merge(buffer[-1], packet)
-            if merged is None:
-                return False
-            buffer[-1] = merged
+            if self._fold(packet):
+                return True
+        if len(buffer) >= limit:
+            return False
+        buffer.append(packet)
         self._wake()
         return True
 
+    def _fold(self, packet: T) -> bool:
+        """Merge ``packet`` into the buffer's last entry if the rule allows it."""
+        buffer = self._buffer
+        tail = buffer[-1]
+        run = tail if type(tail) is _Run else None
+        how = self._rule.classify(tail if run is None else run.parts[-1], packet)
+        if how is Merge.JOIN:
+            if run is None:
+                buffer[-1] = _Run([tail, packet])
+            else:
+                run.parts.append(packet)
+            return True
+        if how is Merge.REPLACE and run is None:
+            buffer[-1] = packet
+            return True
+        return False
+
     def _compact(self) -> None:
-        """Merge neighbours in the buffer with the endpoint's hook, in place."""
-        if self._merge is merge_nothing or len(self._buffer) < 2:
+        """Fold neighbours in the buffer with the endpoint's rule, in one pass."""
+        if not self._rule.merges or len(self._buffer) < 2:
             return
-        compacted: list[T] = []
-        for packet in self._buffer:
-            if compacted:
-                merged = self._merge(compacted[-1], packet)
-                if merged is not None:
-                    compacted[-1] = merged
-                    continue
-            compacted.append(packet)
+        entries = list(self._buffer)
         self._buffer.clear()
-        self._buffer.extend(compacted)
+        self._buffer.append(entries[0])
+        for entry in entries[1:]:
+            if type(entry) is _Run:
+                first, rest = entry.parts[0], entry.parts[1:]
+            else:
+                first, rest = entry, []
+            if not self._fold(first):
+                self._buffer.append(first)
+            for part in rest:
+                self._fold(part)  # parts of one run always join
 
     def _close_from_server(self) -> None:
         """``channelClose``: the consumer gets the buffer, then ``EndOfStream``."""
-        if self._server_end is None and not self._ended.is_set():
+        if self._server_end is None and self._state not in _FINAL:
             self._server_end = _Ended(None)
-        self._end()
+        self._transition("end")
 
     def _fail_from_server(self, error: BaseException) -> None:
         """``channelError``: the consumer gets the buffer, then ``error``."""
-        if self._server_end is None and not self._ended.is_set():
+        if self._server_end is None and self._state not in _FINAL:
             self._server_end = _Ended(error)
-        self._end()
+        self._transition("end")
 
     def _fail_locally(self, error: BaseException, *, cancel: bool = False) -> None:
         """A failure on our side: raised by the next ``receive()`` at once.
@@ -434,15 +484,14 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         """
         if self._local_error is None and self._server_end is None:
             self._local_error = error
-        if cancel and not self._ended.is_set():
-            self._cancel_requested = True
-            self._owner.schedule_cancel(self._id)
-        else:
-            self._end()
-        self._wake()
-
-    def _end(self) -> None:
-        self._ended.set()
+        if not cancel:
+            self._transition("end")
+        elif self._state is ChannelState.OPEN:
+            if self._spec.cancel_packet is None:
+                self._transition("abandon")  # nothing can end it early: stop listening
+            else:
+                self._transition("cancel")
+                self._owner.schedule_cancel(self._id)
         self._wake()
 
     def _wake(self) -> None:
@@ -456,129 +505,37 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
     async def _leave(self, drain_timeout: float) -> None:
         """Leave the scope: cancel on the server if needed and wait for its last packets.
 
-        Shielded and bounded by ``drain_timeout``; never raises (the scope's own exception
-        or cancellation must go on unchanged).
+        A channel whose create frame was never written is withdrawn (no cancel, no wait).
+        Otherwise the wait is shielded and bounded by ``drain_timeout``. Never raises (the
+        scope's own exception or cancellation must go on unchanged).
         """
         self._left = True
-        listening = False
-        if not self._ended.is_set():
+        if self._state is ChannelState.UNSENT:
+            self._transition("withdraw")
+            self._owner.withdraw_channel(self._id)
+            return
+        if self._state is ChannelState.OPEN and self._spec.cancel_packet is None:
+            self._transition("abandon")  # it cannot be ended early: just stop listening
+        elif self._state not in _FINAL:
             with anyio.move_on_after(drain_timeout, shield=True):
                 try:
-                    if await self._owner.send_cancel(self._id):
-                        self._cancel_requested = True
-                    if self._cancel_requested:
-                        await self._ended.wait()
+                    if self._state is ChannelState.OPEN:
+                        self._transition("cancel")
+                        await self._owner.send_cancel(self._id)
+                    await self._final.wait()
                 except Exception as exc:  # the socket failed: it fails the channel too
                     logger.debug("%s: could not cancel: %s", self.endpoint, exc)
-            if not self._ended.is_set():
-                listening = True
-                if self._cancel_requested:
-                    logger.warning(
-                        "%s: the server did not end the channel within %g s of the cancel; "
-                        "no longer listening to it",
-                        self.endpoint,
-                        drain_timeout,
-                    )
-                self._end()
-        self._owner.release_channel(self._id, listening=listening)
+            if self._state not in _FINAL:
+                logger.warning(
+                    "%s: the server did not end the channel within %g s of the cancel; "
+                    "no longer listening to it",
+                    self.endpoint,
+                    drain_timeout,
+                )
+                self._transition("abandon")
+        self._owner.release_channel(self._id, listening=self._state is ChannelState.ABANDONED)
 
 
 def _packet_type(packet: Any) -> str:
     kind = getattr(packet, "type", None)
     return repr(kind) if isinstance(kind, str) else type(packet).__name__
-
-
-# ---------------------------------------------------------------------------- waiting
-#
-# A waiting ``receive()`` sleeps until the reader feeds or ends the channel (``_wake``) or
-# until the inactivity deadline. This is on the path of every streamed packet, so the
-# backend's primitives are used directly where we know them (the generic anyio path
-# resolves the backend on each ``current_time()``/``Event()`` and opens a cancel scope
-# per wait). ``_wait(channel, deadline)`` returns whether the channel woke it; it sets
-# ``channel._waiter`` to an object with ``set()`` and is cancellable like any checkpoint.
-
-
-class _AsyncioWaiter:
-    """A future the reader resolves; a loop timer stands in for the deadline's scope."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: Any) -> None:
-        self.future = future
-
-    def set(self) -> None:
-        if not self.future.done():
-            self.future.set_result(True)
-
-
-def _asyncio_waiting() -> tuple[Callable[[], float], Callable[[Any, float], Any]]:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-
-    def time_out(future: Any) -> None:
-        if not future.done():
-            future.set_result(False)
-
-    async def wait(channel: Channel[Any], deadline: float) -> bool:
-        future = loop.create_future()
-        waiter = channel._waiter = _AsyncioWaiter(future)
-        timer = None if deadline == math.inf else loop.call_at(deadline, time_out, future)
-        try:
-            return bool(await future)
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if channel._waiter is waiter:
-                channel._waiter = None
-
-    return loop.time, wait
-
-
-def _trio_waiting() -> tuple[Callable[[], float], Callable[[Any, float], Any]]:
-    import trio
-
-    async def wait(channel: Channel[Any], deadline: float) -> bool:
-        event = trio.Event()
-        channel._waiter = event
-        try:
-            if deadline == math.inf:
-                await event.wait()
-            else:
-                with trio.move_on_at(deadline):
-                    await event.wait()
-        finally:
-            if channel._waiter is event:
-                channel._waiter = None
-        return event.is_set()
-
-    return trio.current_time, wait
-
-
-async def _anyio_wait(channel: Channel[Any], deadline: float) -> bool:
-    event = anyio.Event()
-    channel._waiter = event
-    try:
-        with anyio.move_on_at(deadline):
-            await event.wait()
-    finally:
-        if channel._waiter is event:
-            channel._waiter = None
-    return event.is_set()
-
-
-def _backend_waiting() -> tuple[Callable[[], float], Callable[[Any, float], Any]]:
-    """The running backend's clock and wait function (see above)."""
-    library = _current_library()
-    if library == "asyncio":
-        return _asyncio_waiting()
-    if library == "trio":
-        return _trio_waiting()
-    return anyio.current_time, _anyio_wait
-
-
-def _current_library() -> str | None:
-    try:
-        return sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return None

@@ -45,7 +45,7 @@ import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import anyio
 
@@ -53,31 +53,18 @@ from .._sentinel import DEFAULT, DefaultType
 from ..errors import (
     LMStudioAuthError,
     LMStudioConnectionError,
-    LMStudioError,
     LMStudioTimeoutError,
     RemoteProtocolError,
 )
-from ..protocol._unset import UNSET
-from ..protocol.endpoints._spec import ChannelSpec, RpcSpec
-from ..protocol.events import (
-    Authenticated,
-    AuthenticationFailed,
-    ChannelClosed,
-    ChannelFailed,
-    ChannelPacketReceived,
-    ClientEvent,
-    KeepAliveAcknowledged,
-    PayloadInvalid,
-    RpcFailed,
-    RpcSucceeded,
-    StrayMessageReceived,
-    UnknownMessageReceived,
-    WarningReceived,
-)
+from ..protocol._unset import UNSET, UnsetType
+from ..protocol.endpoints._spec import ChannelSpec, P, R, RpcSpec
+from ..protocol.events import Authenticated, AuthenticationFailed, ClientEvent
+from ..protocol.merging import MergeRule
 from ..protocol.session import ClientSession, endpoint_label
 from ._exceptions import exceptions_unwrapped
 from ._keepalive import DEFAULT_KEEPALIVE, KeepAliveSettings, run_keepalive
-from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel, MergeHook
+from ._socket import _PendingCall, _Socket
+from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -95,8 +82,6 @@ __all__ = [
 logger = logging.getLogger("lmstudio_sdk")
 
 DEFAULT_TIMEOUT: Final = 60.0
-#: A write that takes longer than this means the server stopped reading: the socket is dropped.
-WRITE_TIMEOUT: Final = 10.0
 #: Waits between failed attempts to connect: doubles from the first to the last value.
 BACKOFF_FIRST: Final = 0.5
 BACKOFF_MAX: Final = 10.0
@@ -109,271 +94,20 @@ an in-memory transport.
 """
 
 
-# The sentinel is public (lmstudio_sdk.DEFAULT / DefaultType); ``_Default`` stays for the
-# modules that still spell it so.
-_Default = DefaultType
 
 
-def check_timeout(value: float | None, name: str) -> float | None:
-    """Validate a timeout: ``None`` (no limit) or a number > 0."""
-    if value is None:
+@overload
+def check_timeout(value: float | None, name: str) -> float | None: ...
+@overload
+def check_timeout(value: float | None, name: str, *, allow_none: Literal[False]) -> float: ...
+def check_timeout(value: float | None, name: str, *, allow_none: bool = True) -> float | None:
+    """Validate a timeout: a number > 0, or ``None`` (no limit) when ``allow_none``."""
+    if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, or None; got {value!r}")
+        also = ", or None" if allow_none else ""
+        raise ValueError(f"{name} must be a number of seconds > 0{also}; got {value!r}")
     return float(value)
-
-
-class _PendingCall:
-    __slots__ = ("done", "error", "result", "spec")
-
-    def __init__(self, spec: RpcSpec) -> None:
-        self.spec = spec
-        self.done = anyio.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def succeed(self, result: Any) -> None:
-        self.result = result
-        self.done.set()
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.done.set()
-
-
-class _Socket:
-    """One authenticated websocket of a namespace, and its reader task."""
-
-    def __init__(
-        self,
-        namespace: str,
-        url: str,
-        transport: Transport,
-        session: ClientSession,
-        task_group: TaskGroup,
-    ) -> None:
-        self.namespace = namespace
-        self.url = url
-        self.transport = transport
-        self.session = session
-        self._task_group = task_group
-        self._write_lock = anyio.Lock()
-        self._reader_scope = anyio.CancelScope()
-        self.calls: dict[int, _PendingCall] = {}
-        self.channels: dict[int, Channel[Any]] = {}
-        self.alive = True
-        self._death: Callable[[], LMStudioError] | None = None
-        self.warnings = 0
-        self.last_warning: str | None = None
-        # For keepalive (see _keepalive.py): when the last frame arrived, and its task's scope.
-        self.last_received = anyio.current_time()
-        self.keepalive_scope = anyio.CancelScope()
-
-    def __repr__(self) -> str:
-        state = "open" if self.alive else "dead"
-        return (
-            f"<socket {self.url} {state}, {len(self.calls)} calls, {len(self.channels)} channels>"
-        )
-
-    # ------------------------------------------------------------------ writing
-
-    async def send_frame(self, frame: str) -> None:
-        """Send one frame, serialised with every other write on this socket."""
-        self._raise_if_dead()
-        async with self._write_lock:
-            self._raise_if_dead()
-            # Shielded: a websocket write cancelled halfway leaves part of a frame on the
-            # wire (trio's send_all cannot be resumed), which would corrupt every other call
-            # and channel on this socket. Bounded: a server that stops reading for
-            # WRITE_TIMEOUT seconds is treated as gone, so a shielded write never hangs.
-            with anyio.move_on_after(WRITE_TIMEOUT, shield=True) as scope:
-                try:
-                    await self.transport.send_text(frame)
-                except LMStudioConnectionError as exc:
-                    await self._die(self._lost_error(exc))
-                    self._raise_if_dead()
-            if scope.cancelled_caught:
-                reason = f"the server did not read a frame for {WRITE_TIMEOUT:g} s"
-                await self._die(lambda: LMStudioConnectionError(f"{self._where()}: {reason}"))
-                self._raise_if_dead()
-
-    def _raise_if_dead(self) -> None:
-        if self._death is not None:
-            raise self._death()
-
-    async def send_channel_packet(self, channel_id: int, packet: Any) -> None:
-        self._raise_if_dead()
-        await self.send_frame(self.session.send_packet(channel_id, packet))
-
-    async def send_cancel(self, channel_id: int) -> bool:
-        channel = self.channels.get(channel_id)
-        if channel is not None and channel._spec.cancel_packet is None:
-            return False
-        if not self.alive:
-            return True  # the drop already ended the channel on the server
-        frame = self.session.cancel_channel(channel_id)
-        if frame is not None:
-            await self.send_frame(frame)
-        return True
-
-    def schedule_cancel(self, channel_id: int) -> None:
-        self._task_group.start_soon(self._cancel_in_background, channel_id)
-
-    async def _cancel_in_background(self, channel_id: int) -> None:
-        try:
-            await self.send_cancel(channel_id)
-        except LMStudioError as exc:  # the socket died: that fails the channel anyway
-            logger.debug("could not cancel channel %d: %s", channel_id, exc)
-
-    def release_channel(self, channel_id: int, *, listening: bool) -> None:
-        self.channels.pop(channel_id, None)
-        if listening and self.alive:
-            self.session.forget_channel(channel_id)
-
-    # ------------------------------------------------------------------ reading
-
-    async def run_reader(self) -> None:
-        """Route inbound frames until the socket dies or is closed."""
-        with self._reader_scope:
-            try:
-                await self._read_forever()
-            except anyio.get_cancelled_exc_class():
-                # The client is closing (its task group was cancelled).
-                self._fail_everything(
-                    lambda: LMStudioConnectionError(f"{self._where()}: the client was closed")
-                )
-                raise
-            except Exception as exc:  # a bug of ours: fail loudly, but only this socket
-                logger.exception("%s: the reader failed", self._where())
-                message = f"{self._where()}: internal error in the reader: {exc!r}"
-                await self._die(lambda: LMStudioConnectionError(message))
-
-    async def _read_forever(self) -> None:
-        while True:
-            try:
-                text = await self.transport.receive_text()
-            except LMStudioConnectionError as exc:
-                await self._die(self._lost_error(exc))
-                return
-            except RemoteProtocolError as exc:  # a binary frame
-                await self._die(self._broken_error(exc))
-                return
-            self.last_received = anyio.current_time()
-            try:
-                events = self.session.receive_text(text)
-            except RemoteProtocolError as exc:
-                await self._die(self._broken_error(exc))
-                return
-            for event in events:
-                self._route(event)
-
-    def _route(self, event: ClientEvent) -> None:
-        if isinstance(event, ChannelPacketReceived):
-            channel = self.channels.get(event.channel_id)
-            if channel is not None:
-                channel._feed(event.packet)
-        elif isinstance(event, RpcSucceeded):
-            call = self.calls.pop(event.call_id, None)
-            if call is not None:
-                call.succeed(event.result)
-        elif isinstance(event, RpcFailed):
-            call = self.calls.pop(event.call_id, None)
-            if call is not None:
-                call.fail(event.error.to_exception(endpoint_label(call.spec)))
-        elif isinstance(event, ChannelClosed):
-            channel = self.channels.get(event.channel_id)
-            if channel is not None:
-                channel._close_from_server()
-        elif isinstance(event, ChannelFailed):
-            channel = self.channels.get(event.channel_id)
-            if channel is not None:
-                channel._fail_from_server(event.error.to_exception(channel.endpoint))
-        elif isinstance(event, PayloadInvalid):
-            self._route_payload_invalid(event)
-        elif isinstance(event, WarningReceived):
-            self.warnings += 1
-            self.last_warning = event.warning
-            # A late cancel that crossed the server's channelClose is expected noise.
-            level = logging.DEBUG if event.kind == "channelUnknown" else logging.WARNING
-            logger.log(
-                level, "%s: the server warned (%s): %s", self._where(), event.kind, event.warning
-            )
-        elif isinstance(event, UnknownMessageReceived):
-            logger.warning(
-                "%s: skipping a message of unknown type %r (a newer server?)",
-                self._where(),
-                event.type,
-            )
-        elif isinstance(event, StrayMessageReceived):
-            logger.debug("%s: stray message: %s", self._where(), event.reason)
-        elif isinstance(event, KeepAliveAcknowledged):
-            pass
-        else:  # Authenticated/AuthenticationFailed cannot happen once open
-            logger.warning("%s: unexpected event %r", self._where(), event)
-
-    def _route_payload_invalid(self, event: PayloadInvalid) -> None:
-        if event.call_id is not None:
-            call = self.calls.pop(event.call_id, None)
-            if call is not None:
-                call.fail(event.error)
-        elif event.channel_id is not None:
-            channel = self.channels.get(event.channel_id)
-            if channel is not None:
-                # The session abandoned the channel: its later packets and its end are
-                # dropped. Cancel it so the server stops too.
-                channel._fail_locally(event.error, cancel=False)
-                self.schedule_cancel(event.channel_id)
-
-    # ------------------------------------------------------------------ dying
-
-    def _where(self) -> str:
-        return f"{self.namespace} connection to {self.url}"
-
-    def _lost_error(self, exc: BaseException) -> Callable[[], LMStudioError]:
-        message = f"lost the {self._where()}: {exc}"
-
-        def make() -> LMStudioError:
-            error = LMStudioConnectionError(message)
-            error.__cause__ = exc
-            return error
-
-        return make
-
-    def _broken_error(self, exc: RemoteProtocolError) -> Callable[[], LMStudioError]:
-        message = f"{self._where()}: {exc} (the connection was dropped)"
-
-        def make() -> LMStudioError:
-            error = RemoteProtocolError(message)
-            error.__cause__ = exc
-            return error
-
-        return make
-
-    def _fail_everything(self, make_error: Callable[[], LMStudioError]) -> None:
-        """Fail every call and channel in flight, each with its own exception object."""
-        if self._death is None:
-            self._death = make_error
-        self.alive = False
-        self.session.connection_lost()
-        calls, self.calls = self.calls, {}
-        for call in calls.values():
-            call.fail(make_error())
-        for channel in list(self.channels.values()):
-            channel._fail_locally(make_error())
-
-    async def _die(self, make_error: Callable[[], LMStudioError]) -> None:
-        self._fail_everything(make_error)
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the websocket; ends the reader. Idempotent."""
-        if self._death is None:
-            self._fail_everything(
-                lambda: LMStudioConnectionError(f"{self._where()}: the client was closed")
-            )
-        self._reader_scope.cancel()
-        self.keepalive_scope.cancel()
-        await self.transport.aclose()
 
 
 class Connection:
@@ -426,8 +160,12 @@ class Connection:
     # ------------------------------------------------------------------ RPCs
 
     async def call(
-        self, spec: RpcSpec, parameter: Any = UNSET, *, timeout: float | _Default | None = DEFAULT
-    ) -> Any:
+        self,
+        spec: RpcSpec[P, R],
+        parameter: P | UnsetType = UNSET,
+        *,
+        timeout: float | DefaultType | None = DEFAULT,
+    ) -> R:
         """Call an RPC and return its structured result (``None`` for void endpoints).
 
         :param timeout: seconds (``None``: no limit); the client's default when omitted.
@@ -437,12 +175,13 @@ class Connection:
         :raises LMStudioConnectionError: could not connect, or the socket dropped.
         """
         limit = (
-            self._timeout if isinstance(timeout, _Default) else check_timeout(timeout, "timeout")
+            self._timeout if isinstance(timeout, DefaultType) else check_timeout(timeout, "timeout")
         )
         socket_box: list[_Socket] = []
         warnings_before: list[int] = []
         with anyio.move_on_after(math.inf if limit is None else limit) as scope:
-            return await self._call(spec, parameter, socket_box, warnings_before)
+            result: R = await self._call(spec, parameter, socket_box, warnings_before)
+            return result
         assert scope.cancelled_caught
         message = f"{endpoint_label(spec)}: no answer from the server within {limit:g} s"
         if socket_box and warnings_before and socket_box[0].warnings > warnings_before[0]:
@@ -483,25 +222,35 @@ class Connection:
         spec: ChannelSpec,
         creation_parameter: Any = UNSET,
         *,
-        idle_timeout: float | _Default | None = DEFAULT,
-        merge: MergeHook | None = None,
+        idle_timeout: float | DefaultType | None = DEFAULT,
+        merge: MergeRule | None = None,
         buffer_size: int | None = None,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> AbstractAsyncContextManager[Channel[Any]]:
         """Open a channel for the duration of an ``async with`` block (see :mod:`.channel`).
 
         :param idle_timeout: seconds without a packet before the channel fails with
-            ``LMStudioTimeoutError`` (``None``: wait forever); the client's default when
-            omitted. Never a limit on the total duration.
-        :param merge: the backpressure merge hook; the endpoint's own by default.
+            ``LMStudioTimeoutError`` (``None``: wait forever); when omitted, the endpoint's
+            own (``ChannelSpec.idle_timeout``) or else the client's default. Never a limit on
+            the total duration.
+        :param merge: the backpressure merge rule; the endpoint's own by default.
         :param buffer_size: packets buffered before merging; the client's default if omitted.
+        :param drain_timeout: the longest wait, when the block is left early, for the server
+            to end the channel after the cancel; the client's default when omitted.
         """
-        idle = (
-            self._timeout
-            if isinstance(idle_timeout, _Default)
-            else check_timeout(idle_timeout, "idle_timeout")
+        if not isinstance(idle_timeout, DefaultType):
+            idle = check_timeout(idle_timeout, "idle_timeout")
+        elif spec.idle_timeout is UNSET:
+            idle = self._timeout
+        else:
+            idle = spec.idle_timeout
+        drain = (
+            self._drain_timeout
+            if isinstance(drain_timeout, DefaultType)
+            else check_timeout(drain_timeout, "drain_timeout", allow_none=False)
         )
         return _ChannelScope(
-            self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size
+            self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size, drain
         )
 
     # ------------------------------------------------------------------ connecting
@@ -624,10 +373,12 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         spec: ChannelSpec,
         creation_parameter: Any,
         idle_timeout: float | None,
-        merge: MergeHook | None,
+        merge: MergeRule | None,
         buffer_size: int,
+        drain_timeout: float,
     ) -> None:
         self._connection = connection
+        self._drain_timeout = drain_timeout
         self._spec = spec
         self._parameter = creation_parameter
         self._idle_timeout = idle_timeout
@@ -658,9 +409,12 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         sock.channels[channel_id] = channel
         self._channel = channel
         try:
-            await sock.send_frame(frame)
+            # Why before_write: a create that was never written (the scope was already
+            # cancelled, or cancelled while queued for the write lock) needs neither a
+            # cancel nor a drain on the way out (the server would answer channelUnknown).
+            await sock.send_frame(frame, before_write=channel._create_sent)
         except BaseException:
-            await channel._leave(connection._drain_timeout)
+            await channel._leave(self._drain_timeout)
             raise
         return channel
 
@@ -671,4 +425,4 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
         tb: TracebackType | None,
     ) -> None:
         assert self._channel is not None
-        await self._channel._leave(self._connection._drain_timeout)
+        await self._channel._leave(self._drain_timeout)

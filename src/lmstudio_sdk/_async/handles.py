@@ -13,7 +13,6 @@ again under the same identifier keeps working.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
 import anyio
@@ -42,6 +41,7 @@ from .prediction import (
     respond_request,
     run_prediction,
 )
+from .streams import StreamScope
 from .tools import ActResult, ToolLike, to_tools, tool_definitions
 
 if TYPE_CHECKING:
@@ -237,6 +237,9 @@ class AsyncLLM(AsyncModelHandle):
     before anything is sent. ``timeout`` is the longest silence allowed between two packets
     of a prediction (the client's default when omitted), never a limit on its total
     duration: use a cancel scope for that.
+    ``drain_timeout`` is the longest wait, after a prediction was cancelled, for the
+    server to confirm its end (the client's default when omitted; see
+    ``docs/cancellation.md``).
     """
 
     domain: ClassVar[str] = "llm"
@@ -252,8 +255,9 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
-    ) -> AbstractAsyncContextManager[PredictionStream]:
+    ) -> StreamScope[PredictionStream]:
         """Predict the next assistant message of ``history``, as a stream of events.
 
         ``async with model.respond_stream(chat) as stream: async for event in stream``;
@@ -270,7 +274,9 @@ class AsyncLLM(AsyncModelHandle):
         callbacks = PredictionCallbacks(
             on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
         )
-        return open_prediction(self._connection(), request, callbacks, timeout=timeout)
+        return open_prediction(
+            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
+        )
 
     async def respond(
         self,
@@ -283,6 +289,7 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
@@ -299,7 +306,9 @@ class AsyncLLM(AsyncModelHandle):
         callbacks = PredictionCallbacks(
             on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
         )
-        return await run_prediction(self._connection(), request, callbacks, timeout=timeout)
+        return await run_prediction(
+            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
+        )
 
     def complete_stream(
         self,
@@ -313,8 +322,9 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
-    ) -> AbstractAsyncContextManager[PredictionStream]:
+    ) -> StreamScope[PredictionStream]:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
 
         By default through ``predict`` with a template that passes the prompt through
@@ -332,7 +342,9 @@ class AsyncLLM(AsyncModelHandle):
         callbacks = PredictionCallbacks(
             on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
         )
-        return open_prediction(self._connection(), request, callbacks, timeout=timeout)
+        return open_prediction(
+            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
+        )
 
     async def complete(
         self,
@@ -346,6 +358,7 @@ class AsyncLLM(AsyncModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
@@ -361,7 +374,9 @@ class AsyncLLM(AsyncModelHandle):
         callbacks = PredictionCallbacks(
             on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
         )
-        return await run_prediction(self._connection(), request, callbacks, timeout=timeout)
+        return await run_prediction(
+            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
+        )
 
     async def act(
         self,

@@ -19,8 +19,7 @@ import base64
 import inspect
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -34,11 +33,12 @@ from ..protocol._unset import UNSET
 from ..protocol.codec import Unknown
 from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
 from ..results import ModelInfo, ModelInstanceInfo
-from ._exceptions import exceptions_unwrapped
 from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
+from .streams import StreamScope
 
 if TYPE_CHECKING:
+    from ..protocol.endpoints._spec import ChannelSpec
     from .channel import Channel
     from .client import AsyncClient
     from .connection import Connection
@@ -180,6 +180,11 @@ class LoadStream(Generic[H]):
             if progress is not None:
                 return progress
 
+    def _absorb_final_packets(self) -> None:
+        """After the scope: take in what arrived while the channel layer drained it."""
+        for packet in self._channel.final_packets:
+            self._absorb(packet)
+
     def _absorb(self, packet: Any) -> float | None:
         kind = getattr(packet, "type", None)
         if kind in ("progress", "loadProgress"):
@@ -200,33 +205,6 @@ class LoadStream(Generic[H]):
                 "(or it was cancelled or failed)"
             )
         return self._handle
-
-
-@sdk_boundary
-class _LoadScope(AbstractAsyncContextManager[LoadStream[H]]):
-    def __init__(
-        self, namespace: _ModelNamespace[H], spec: Any, parameter: Any, timeout: Any
-    ) -> None:
-        self._namespace = namespace
-        self._scope = namespace._connection().open_channel(spec, parameter, idle_timeout=timeout)
-        self._stream: LoadStream[H] | None = None
-
-    async def __aenter__(self) -> LoadStream[H]:
-        with exceptions_unwrapped():
-            channel = await self._scope.__aenter__()
-        self._stream = LoadStream(self._namespace, channel)
-        return self._stream
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._scope.__aexit__(exc_type, exc, tb)
-        assert self._stream is not None
-        for packet in self._stream._channel.final_packets:
-            self._stream._absorb(packet)
 
 
 class _ModelNamespace(_Namespace, Generic[H]):
@@ -273,14 +251,17 @@ class _ModelNamespace(_Namespace, Generic[H]):
         ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
-    ) -> AbstractAsyncContextManager[LoadStream[H]]:
+        drain_timeout: float | DefaultType = DEFAULT,
+    ) -> StreamScope[LoadStream[H]]:
         """Load a new instance of model ``key``, as a stream of progress.
 
         ``async with client.llm.load_stream(key) as load:`` then ``async for progress in
         load`` (0..1) and ``load.result()``. Leaving the block before the load finished
         cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
-        time (default one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
-        options; ``timeout`` is the longest silence allowed between progress reports.
+        time (default one hour; ``None``: never); ``config`` is a
+        :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its options; ``timeout`` is the
+        longest silence allowed between progress reports; ``drain_timeout`` the longest wait
+        for the server to confirm a cancelled load.
         """
         parameter = shared.LoadModelCreationParameter(
             _key(key, "key"),
@@ -289,7 +270,24 @@ class _ModelNamespace(_Namespace, Generic[H]):
             UNSET,
             ttl_ms(ttl),
         )
-        return _LoadScope(self, self._endpoints.LOAD_MODEL, parameter, timeout)
+        return self._load_scope(self._endpoints.LOAD_MODEL, parameter, timeout, drain_timeout)
+
+    def _load_scope(
+        self,
+        spec: ChannelSpec,
+        parameter: Any,
+        timeout: float | DefaultType | None,
+        drain_timeout: float | DefaultType,
+    ) -> StreamScope[LoadStream[H]]:
+        return StreamScope(
+            self._connection(),
+            spec,
+            parameter,
+            lambda channel: LoadStream(self, channel),
+            finish=LoadStream._absorb_final_packets,
+            idle_timeout=timeout,
+            drain_timeout=drain_timeout,
+        )
 
     async def load(
         self,
@@ -300,6 +298,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -308,7 +307,12 @@ class _ModelNamespace(_Namespace, Generic[H]):
         See :meth:`load_stream` for the other options.
         """
         async with self.load_stream(
-            key, identifier=identifier, ttl=ttl, config=config, timeout=timeout
+            key,
+            identifier=identifier,
+            ttl=ttl,
+            config=config,
+            timeout=timeout,
+            drain_timeout=drain_timeout,
         ) as load:
             async for progress in load:
                 await _report(on_progress, progress)
@@ -327,6 +331,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
 
@@ -345,7 +350,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
             UNSET,
             ttl_ms(ttl),
         )
-        async with _LoadScope(self, self._endpoints.GET_OR_LOAD, parameter, timeout) as load:
+        scope = self._load_scope(self._endpoints.GET_OR_LOAD, parameter, timeout, drain_timeout)
+        async with scope as load:
             async for progress in load:
                 await _report(on_progress, progress)
         return load.result()
@@ -511,13 +517,15 @@ class RepositoryNamespace(_Namespace):
         *,
         on_progress: Callable[[repository.DownloadProgressUpdate], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> str:
         """Download a model; return the model key to load it with.
 
         ``option`` is one of :meth:`get_download_options` or its ``download_identifier``.
         ``on_progress(update)`` gets ``downloaded_bytes``, ``total_bytes`` and
-        ``speed_bytes_per_second``. Cancelling the call cancels the download on the server;
-        ``timeout`` is the longest silence allowed between progress reports.
+        ``speed_bytes_per_second``. Cancelling the call cancels the download on the server
+        (``drain_timeout``: the longest wait for it to confirm); ``timeout`` is the longest
+        silence allowed between progress reports.
         """
         download_identifier: Any = getattr(option, "download_identifier", option)
         parameter = repository.DownloadModelCreationParameter(
@@ -525,7 +533,7 @@ class RepositoryNamespace(_Namespace):
         )
         default_identifier: str | None = None
         async with self._connection().open_channel(
-            repository.DOWNLOAD_MODEL, parameter, idle_timeout=timeout
+            repository.DOWNLOAD_MODEL, parameter, idle_timeout=timeout, drain_timeout=drain_timeout
         ) as channel:
             async for packet in channel:
                 if isinstance(packet, repository.DownloadProgress):
@@ -564,33 +572,21 @@ class LogStream:
                 return packet.log
 
 
-@sdk_boundary
-class _LogScope(AbstractAsyncContextManager[LogStream]):
-    def __init__(self, connection: Connection) -> None:
-        # Logs may be quiet for hours: no inactivity timeout.
-        self._scope = connection.open_channel(diagnostics.STREAM_LOGS, idle_timeout=None)
-
-    async def __aenter__(self) -> LogStream:
-        with exceptions_unwrapped():
-            return LogStream(await self._scope.__aenter__())
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._scope.__aexit__(exc_type, exc, tb)
-
-
 class DiagnosticsNamespace(_Namespace):
     """``client.diagnostics``: the server's log stream."""
 
     _name = "diagnostics"
 
-    def stream_logs(self) -> AbstractAsyncContextManager[LogStream]:
+    def stream_logs(self, *, drain_timeout: float | DefaultType = DEFAULT) -> StreamScope[LogStream]:
         """``async with client.diagnostics.stream_logs() as logs: async for event in logs``.
 
-        Leaving the block stops the stream on the server.
+        Leaving the block stops the stream on the server (waiting at most ``drain_timeout``
+        seconds for it to confirm; the client's default when omitted).
         """
-        return _LogScope(self._connection())
+        return StreamScope(
+            self._connection(),
+            diagnostics.STREAM_LOGS,
+            UNSET,
+            LogStream,
+            drain_timeout=drain_timeout,
+        )

@@ -23,8 +23,6 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -33,6 +31,7 @@ from anyio.abc import ObjectReceiveStream
 
 from .._boundary import sdk_boundary
 from .._prediction import PredictionAccumulator
+from .._sentinel import DEFAULT, DefaultType
 from .._structured import Parser
 from .._structured import response_format as resolve_response_format
 from ..chat import Chat
@@ -46,8 +45,7 @@ from ..results import (
     PredictionResult,
     PromptProcessingProgress,
 )
-from ._exceptions import exceptions_unwrapped
-from .connection import DEFAULT, _Default
+from .streams import StreamScope
 
 if TYPE_CHECKING:
     from ..protocol.endpoints._spec import ChannelSpec
@@ -378,54 +376,26 @@ class _Fragments(AsyncIterator[PredictionFragment]):
                 return event
 
 
-@sdk_boundary
-class _PredictionScope(AbstractAsyncContextManager[PredictionStream]):
-    """``async with``: opens the channel; on exit cancels/drains it and keeps the end."""
-
-    def __init__(
-        self,
-        connection: Connection,
-        request: PredictionRequest,
-        callbacks: PredictionCallbacks,
-        timeout: float | _Default | None,
-    ) -> None:
-        self._request = request
-        self._callbacks = callbacks
-        self._scope = connection.open_channel(request.spec, request.parameter, idle_timeout=timeout)
-        self._stream: PredictionStream | None = None
-
-    async def __aenter__(self) -> PredictionStream:
-        if self._stream is not None:
-            raise RuntimeError("a prediction stream can be entered only once")
-        with exceptions_unwrapped():
-            channel = await self._scope.__aenter__()
-        self._stream = PredictionStream(
-            channel, PredictionAccumulator(parser=self._request.parser), self._callbacks
-        )
-        return self._stream
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._stream is not None
-        try:
-            await self._scope.__aexit__(exc_type, exc, tb)
-        finally:
-            self._stream._absorb_final_packets()
-
-
 def open_prediction(
     connection: Connection,
     request: PredictionRequest,
     callbacks: PredictionCallbacks | None = None,
     *,
-    timeout: float | _Default | None = DEFAULT,
-) -> AbstractAsyncContextManager[PredictionStream]:
+    timeout: float | DefaultType | None = DEFAULT,
+    drain_timeout: float | DefaultType = DEFAULT,
+) -> StreamScope[PredictionStream]:
     """The ``async with`` scope of one prediction (see :class:`PredictionStream`)."""
-    return _PredictionScope(connection, request, callbacks or PredictionCallbacks(), timeout)
+    accumulator = PredictionAccumulator(parser=request.parser)
+    hooks = callbacks or PredictionCallbacks()
+    return StreamScope(
+        connection,
+        request.spec,
+        request.parameter,
+        lambda channel: PredictionStream(channel, accumulator, hooks),
+        finish=PredictionStream._absorb_final_packets,
+        idle_timeout=timeout,
+        drain_timeout=drain_timeout,
+    )
 
 
 async def run_prediction(
@@ -433,10 +403,14 @@ async def run_prediction(
     request: PredictionRequest,
     callbacks: PredictionCallbacks | None = None,
     *,
-    timeout: float | _Default | None = DEFAULT,
+    timeout: float | DefaultType | None = DEFAULT,
+    drain_timeout: float | DefaultType = DEFAULT,
 ) -> PredictionResult:
     """Run a prediction to its end and return its result."""
-    async with open_prediction(connection, request, callbacks, timeout=timeout) as stream:
+    scope = open_prediction(
+        connection, request, callbacks, timeout=timeout, drain_timeout=drain_timeout
+    )
+    async with scope as stream:
         async for _ in stream:
             pass
     return stream.result()

@@ -378,6 +378,14 @@ class ClientSession:
         if channel is not None:
             channel.abandoned = True
 
+    def withdraw_channel(self, channel_id: int) -> None:
+        """Forget a channel whose ``channelCreate`` frame was never sent.
+
+        The server never heard of it, so there is nothing to cancel or wait for. Only for
+        that case: a channel that may exist on the server is cancelled, then forgotten.
+        """
+        self._channels.pop(channel_id, None)
+
     def send_warning(self, warning: str, kind: str | UnsetType = UNSET) -> str | None:
         """Return a ``communicationWarning`` frame, or ``None`` once 5 were sent on this socket."""
         self._require_open("send a warning")

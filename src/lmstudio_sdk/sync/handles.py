@@ -112,6 +112,9 @@ class LLM(ModelHandle):
     before anything is sent. ``timeout`` is the longest silence allowed between two packets
     of a prediction (the client's default when omitted), never a limit on its total
     duration: use a cancel scope for that.
+    ``drain_timeout`` is the longest wait, after a prediction was cancelled, for the
+    server to confirm its end (the client's default when omitted; see
+    ``docs/cancellation.md``).
     """
 
     domain: ClassVar[str] = "llm"
@@ -128,6 +131,7 @@ class LLM(ModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> PredictionStream:
         """Predict the next assistant message of ``history``, as a stream of events.
@@ -153,6 +157,7 @@ class LLM(ModelHandle):
                 response_format=response_format,
                 on_message=record,
                 timeout=timeout,
+                drain_timeout=drain_timeout,
                 **options,
             ),
             callbacks,
@@ -169,6 +174,7 @@ class LLM(ModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
@@ -190,6 +196,7 @@ class LLM(ModelHandle):
             on_prediction_fragment=on_prediction_fragment,
             on_prompt_processing_progress=on_prompt_processing_progress,
             timeout=timeout,
+            drain_timeout=drain_timeout,
             **options,
         ) as stream:
             for _ in stream:
@@ -208,6 +215,7 @@ class LLM(ModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> PredictionStream:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
@@ -228,6 +236,7 @@ class LLM(ModelHandle):
                 response_format=response_format,
                 on_message=record,
                 timeout=timeout,
+                drain_timeout=drain_timeout,
                 **options,
             ),
             callbacks,
@@ -245,6 +254,7 @@ class LLM(ModelHandle):
         on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
         on_prompt_processing_progress: Callable[[float], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
         **options: Unpack[PredictionOptions],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
@@ -259,6 +269,7 @@ class LLM(ModelHandle):
             on_prediction_fragment=on_prediction_fragment,
             on_prompt_processing_progress=on_prompt_processing_progress,
             timeout=timeout,
+            drain_timeout=drain_timeout,
             **options,
         ) as stream:
             for _ in stream:

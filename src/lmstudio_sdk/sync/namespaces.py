@@ -104,19 +104,27 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         ttl: float | DefaultType | None = DEFAULT,
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> LoadStream[H]:
         """Load a new instance of model ``key``, as a stream of progress.
 
         ``with client.llm.load_stream(key) as load:`` then ``for progress in
         load`` (0..1) and ``load.result()``. Leaving the block before the load finished
         cancels it on the server. ``ttl`` (seconds) unloads the model after that much idle
-        time (default one hour; ``None``: never); ``config`` is a :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its
-        options; ``timeout`` is the longest silence allowed between progress reports.
+        time (default one hour; ``None``: never); ``config`` is a
+        :class:`~lmstudio_sdk.LoadModelConfig` or a dict of its options; ``timeout`` is the
+        longest silence allowed between progress reports; ``drain_timeout`` the longest wait
+        for the server to confirm a cancelled load.
         """
         return LoadStream(
             self._client,
             lambda: self._async.load_stream(
-                key, identifier=identifier, ttl=ttl, config=config, timeout=timeout
+                key,
+                identifier=identifier,
+                ttl=ttl,
+                config=config,
+                timeout=timeout,
+                drain_timeout=drain_timeout,
             ),
             self._wrap,
         )
@@ -130,6 +138,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -146,6 +155,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
                     config=config,
                     on_progress=relay.optional(on_progress),
                     timeout=timeout,
+                    drain_timeout=drain_timeout,
                 )
             )
         )
@@ -162,6 +172,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
 
@@ -177,6 +188,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
                     config=config,
                     on_progress=relay.optional(on_progress),
                     timeout=timeout,
+                    drain_timeout=drain_timeout,
                 )
             )
         )
@@ -260,17 +272,22 @@ class RepositoryNamespace(NamespaceBase[aio.RepositoryNamespace]):
         *,
         on_progress: Callable[[repository.DownloadProgressUpdate], Any] | None = None,
         timeout: float | DefaultType | None = DEFAULT,
+        drain_timeout: float | DefaultType = DEFAULT,
     ) -> str:
         """Download a model; return the model key to load it with.
 
         ``option`` is one of :meth:`get_download_options` or its ``download_identifier``.
         ``on_progress(update)`` gets ``downloaded_bytes``, ``total_bytes`` and
-        ``speed_bytes_per_second``. Cancelling the call cancels the download on the server;
-        ``timeout`` is the longest silence allowed between progress reports.
+        ``speed_bytes_per_second``. Cancelling the call cancels the download on the server
+        (``drain_timeout``: the longest wait for it to confirm); ``timeout`` is the longest
+        silence allowed between progress reports.
         """
         return self._portal().run_relayed(
             lambda relay: self._async.download(
-                option, on_progress=relay.optional(on_progress), timeout=timeout
+                option,
+                on_progress=relay.optional(on_progress),
+                timeout=timeout,
+                drain_timeout=drain_timeout,
             )
         )
 
@@ -278,9 +295,10 @@ class RepositoryNamespace(NamespaceBase[aio.RepositoryNamespace]):
 class DiagnosticsNamespace(NamespaceBase[aio.DiagnosticsNamespace]):
     """``client.diagnostics``: the server's log stream."""
 
-    def stream_logs(self) -> LogStream:
+    def stream_logs(self, *, drain_timeout: float | DefaultType = DEFAULT) -> LogStream:
         """``with client.diagnostics.stream_logs() as logs: for event in logs``.
 
-        Leaving the block stops the stream on the server.
+        Leaving the block stops the stream on the server (waiting at most ``drain_timeout``
+        seconds for it to confirm; the client's default when omitted).
         """
         return LogStream(self._client, self._async.stream_logs)

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic
 
 import attrs
+from typing_extensions import TypeVar
+
+from .._unset import UNSET, UnsetType
+from ..merging import NO_MERGE, MergeRule
 
 __all__ = ["ChannelSpec", "EndpointSpec", "RpcSpec"]
 
 
-@attrs.frozen
-class RpcSpec:
-    """An RPC endpoint. ``parameter``/``result`` are wire types, or ``None`` for void.
+P = TypeVar("P", default=Any)
+R = TypeVar("R", default=Any)
 
-    A void parameter is left out of the ``rpcCall`` frame; a void result is an ``rpcResult``
-    without a ``result`` key.
+
+@attrs.frozen
+class RpcSpec(Generic[P, R]):
+    """An RPC endpoint taking a ``P`` and returning an ``R``.
+
+    ``parameter``/``result`` are the wire types, or ``None`` for void. A void parameter is
+    left out of the ``rpcCall`` frame; a void result is an ``rpcResult`` without a
+    ``result`` key. ``P`` and ``R`` are inferred from classes; a void or union side is
+    spelled out once in the constant's annotation (``RpcSpec[None, list[ModelInfo]]``).
+    ``Connection.call(spec, parameter)`` takes a ``P`` and returns an ``R``.
     """
 
     namespace: str
     name: str
-    parameter: Any
-    result: Any
+    parameter: type[P] | None
+    result: type[R] | None
 
     @property
     def kind(self) -> str:
@@ -35,6 +46,11 @@ class ChannelSpec:
     ``None`` when the client can send nothing). ``cancel_packet`` is the packet that asks the
     server to end the channel early (``{"type": "cancel"}``, ``{"type": "stop"}`` ...), or
     ``None`` when the endpoint has none and only dropping the socket ends it.
+
+    ``merge`` is how a lagging consumer's unread packets are combined
+    (:mod:`lmstudio_sdk.protocol.merging`). ``idle_timeout`` is the longest silence (seconds)
+    a client accepts on the channel by default: ``None`` for endpoints that may be quiet for
+    hours (log streams), ``UNSET`` for the client's own default.
     """
 
     namespace: str
@@ -43,6 +59,8 @@ class ChannelSpec:
     to_client: Any
     to_server: Any
     cancel_packet: Any = None
+    merge: MergeRule = NO_MERGE
+    idle_timeout: float | UnsetType | None = UNSET
 
     @property
     def kind(self) -> str:

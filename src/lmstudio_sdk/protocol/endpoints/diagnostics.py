@@ -97,6 +97,13 @@ class StreamLogsLog:
 StreamLogsToClientPacket = StreamLogsLog | Unknown
 register_tagged_union(StreamLogsToClientPacket)
 
+# Logs may be quiet for hours: no inactivity timeout by default.
 STREAM_LOGS = ChannelSpec(
-    NAMESPACE, "streamLogs", None, StreamLogsToClientPacket, StopToServerPacket, StopPacket()
+    NAMESPACE,
+    "streamLogs",
+    None,
+    StreamLogsToClientPacket,
+    StopToServerPacket,
+    StopPacket(),
+    idle_timeout=None,
 )

@@ -8,13 +8,14 @@ string.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 import attrs
 
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, register_tagged_union
 from ..kv import KVConfig
+from ..merging import LATEST_PROGRESS
 from ._spec import ChannelSpec, RpcSpec
 from .shared import (
     CancelPacket,
@@ -130,11 +131,15 @@ class EmbedStringResult:
     embedding: list[float]
 
 
-UNLOAD_MODEL = RpcSpec(NAMESPACE, "unloadModel", UnloadModelParameter, None)
-LIST_LOADED = RpcSpec(NAMESPACE, "listLoaded", None, list[EmbeddingModelInstanceInfo])
+UNLOAD_MODEL: RpcSpec[UnloadModelParameter, None] = RpcSpec(
+    NAMESPACE, "unloadModel", UnloadModelParameter, None
+)
+LIST_LOADED: RpcSpec[None, list[EmbeddingModelInstanceInfo]] = RpcSpec(
+    NAMESPACE, "listLoaded", None, list[EmbeddingModelInstanceInfo]
+)
 # An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-GET_MODEL_INFO = RpcSpec(
-    NAMESPACE, "getModelInfo", GetModelInfoParameter, EmbeddingModelInstanceInfo | None
+GET_MODEL_INFO: RpcSpec[GetModelInfoParameter, EmbeddingModelInstanceInfo | None] = RpcSpec(
+    NAMESPACE, "getModelInfo", GetModelInfoParameter, cast(Any, EmbeddingModelInstanceInfo | None)
 )
 GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
 GET_BASE_PREDICTION_CONFIG = RpcSpec(
@@ -160,6 +165,7 @@ LOAD_MODEL = ChannelSpec(
     LoadModelToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )
 GET_OR_LOAD = ChannelSpec(
     NAMESPACE,
@@ -168,4 +174,5 @@ GET_OR_LOAD = ChannelSpec(
     GetOrLoadToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )

@@ -13,6 +13,7 @@ import attrs
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, converter, register_tagged_union
 from ..kv import KVConfig
+from ..merging import LATEST_PROGRESS
 from ._spec import ChannelSpec, RpcSpec
 from .shared import CancelPacket, CancelToServerPacket, StopPacket, StopToServerPacket
 
@@ -280,6 +281,7 @@ RETRIEVE = ChannelSpec(
     RetrieveToClientPacket,
     StopToServerPacket,
     StopPacket(),
+    merge=LATEST_PROGRESS,
 )
 PARSE_DOCUMENT = ChannelSpec(
     NAMESPACE,
@@ -288,4 +290,5 @@ PARSE_DOCUMENT = ChannelSpec(
     ParseDocumentToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )

@@ -8,13 +8,15 @@ sent ``cancel`` (then ``stats.stop_reason == "userStopped"``). Every
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
 import attrs
 
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, register_tagged_union
 from ..kv import KVConfig, KVConfigStack
+from ..merging import LATEST_PROGRESS, Merge, MergeRule, progress_merge
 from ._spec import ChannelSpec, RpcSpec
 from .shared import (
     CancelPacket,
@@ -60,6 +62,7 @@ __all__ = [
     "LIST_LOADED",
     "LOAD_MODEL",
     "PREDICT",
+    "PREDICTION_MERGE",
     "PRELOAD_DRAFT_MODEL",
     "TOKENIZE",
     "UNLOAD_MODEL",
@@ -308,10 +311,16 @@ class PreloadDraftModelParameter:
 
 # --- endpoints ---------------------------------------------------------------------------
 
-UNLOAD_MODEL = RpcSpec(NAMESPACE, "unloadModel", UnloadModelParameter, None)
-LIST_LOADED = RpcSpec(NAMESPACE, "listLoaded", None, list[LLMInstanceInfo])
+UNLOAD_MODEL: RpcSpec[UnloadModelParameter, None] = RpcSpec(
+    NAMESPACE, "unloadModel", UnloadModelParameter, None
+)
+LIST_LOADED: RpcSpec[None, list[LLMInstanceInfo]] = RpcSpec(
+    NAMESPACE, "listLoaded", None, list[LLMInstanceInfo]
+)
 # An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-GET_MODEL_INFO = RpcSpec(NAMESPACE, "getModelInfo", GetModelInfoParameter, LLMInstanceInfo | None)
+GET_MODEL_INFO: RpcSpec[GetModelInfoParameter, LLMInstanceInfo | None] = RpcSpec(
+    NAMESPACE, "getModelInfo", GetModelInfoParameter, cast(Any, LLMInstanceInfo | None)
+)
 GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
 GET_BASE_PREDICTION_CONFIG = RpcSpec(
     NAMESPACE, "getBasePredictionConfig", GetBasePredictionConfigParameter, KVConfig
@@ -330,7 +339,53 @@ APPLY_PROMPT_TEMPLATE = RpcSpec(
 )
 TOKENIZE = RpcSpec(NAMESPACE, "tokenize", TokenizeParameter, TokenizeResult)
 COUNT_TOKENS = RpcSpec(NAMESPACE, "countTokens", CountTokensParameter, CountTokensResult)
-PRELOAD_DRAFT_MODEL = RpcSpec(NAMESPACE, "preloadDraftModel", PreloadDraftModelParameter, None)
+PRELOAD_DRAFT_MODEL: RpcSpec[PreloadDraftModelParameter, None] = RpcSpec(
+    NAMESPACE, "preloadDraftModel", PreloadDraftModelParameter, None
+)
+
+
+def _prediction_merge(previous: Any, new: Any) -> Merge:
+    """Fragments with equal reasoning type, structure and token detail join; so do tool-call
+    argument fragments; progress keeps the latest."""
+    if type(previous) is not type(new):
+        return Merge.NO
+    if isinstance(new, PredictFragment):
+        a, b = previous.fragment, new.fragment
+        if (
+            a.reasoning_type != b.reasoning_type
+            or a.is_structural != b.is_structural
+            # token details on one side only: joining would lose the alignment
+            or (a.tokens is UNSET) != (b.tokens is UNSET)
+        ):
+            return Merge.NO
+        return Merge.JOIN
+    if isinstance(new, PredictToolCallGenerationArgumentFragmentGenerated):
+        return Merge.JOIN
+    return progress_merge(previous, new)
+
+
+def _join_prediction(parts: Sequence[Any]) -> Any:
+    """One packet for a run of joined fragments: the text joined once, counts summed."""
+    first = parts[0]
+    if isinstance(first, PredictToolCallGenerationArgumentFragmentGenerated):
+        return PredictToolCallGenerationArgumentFragmentGenerated(
+            "".join(part.content for part in parts)
+        )
+    fragments = [part.fragment for part in parts]
+    head = fragments[0]
+    return PredictFragment(
+        attrs.evolve(
+            head,
+            content="".join(f.content for f in fragments),
+            tokens_count=sum(f.tokens_count for f in fragments),
+            contains_drafted=any(f.contains_drafted for f in fragments),
+            tokens=UNSET if head.tokens is UNSET else [t for f in fragments for t in f.tokens],
+        )
+    )
+
+
+PREDICTION_MERGE = MergeRule(_prediction_merge, _join_prediction)
+"""``predict``/``completeRawText``: text and argument fragments join; latest progress."""
 
 LOAD_MODEL = ChannelSpec(
     NAMESPACE,
@@ -339,6 +394,7 @@ LOAD_MODEL = ChannelSpec(
     LoadModelToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )
 GET_OR_LOAD = ChannelSpec(
     NAMESPACE,
@@ -347,6 +403,7 @@ GET_OR_LOAD = ChannelSpec(
     GetOrLoadToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=LATEST_PROGRESS,
 )
 PREDICT = ChannelSpec(
     NAMESPACE,
@@ -355,6 +412,7 @@ PREDICT = ChannelSpec(
     PredictToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=PREDICTION_MERGE,
 )
 COMPLETE_RAW_TEXT = ChannelSpec(
     NAMESPACE,
@@ -363,4 +421,5 @@ COMPLETE_RAW_TEXT = ChannelSpec(
     CompleteRawTextToClientPacket,
     CancelToServerPacket,
     CancelPacket(),
+    merge=PREDICTION_MERGE,
 )

@@ -89,18 +89,26 @@ class SystemInfo:
     version: str
 
 
-LIST_DOWNLOADED_MODELS = RpcSpec(NAMESPACE, "listDownloadedModels", None, list[ModelInfo])
+LIST_DOWNLOADED_MODELS: RpcSpec[None, list[ModelInfo]] = RpcSpec(
+    NAMESPACE, "listDownloadedModels", None, list[ModelInfo]
+)
 LIST_DOWNLOADED_MODEL_VARIANTS = RpcSpec(
     NAMESPACE, "listDownloadedModelVariants", ListDownloadedModelVariantsParameter, list[ModelInfo]
 )
-NOTIFY = RpcSpec(NAMESPACE, "notify", NotifyParameter, None)
-VERSION = RpcSpec(NAMESPACE, "version", None, VersionResult)
-SET_EXPERIMENT_FLAG = RpcSpec(NAMESPACE, "setExperimentFlag", SetExperimentFlagParameter, None)
-GET_EXPERIMENT_FLAGS = RpcSpec(NAMESPACE, "getExperimentFlags", None, list[str])
-START_HTTP_SERVER = RpcSpec(NAMESPACE, "startHttpServer", StartHttpServerParameter, None)
-STOP_HTTP_SERVER = RpcSpec(NAMESPACE, "stopHttpServer", None, None)
-INFO = RpcSpec(NAMESPACE, "info", None, SystemInfo)
-REQUEST_SHUTDOWN = RpcSpec(NAMESPACE, "requestShutdown", None, None)
+NOTIFY: RpcSpec[NotifyParameter, None] = RpcSpec(NAMESPACE, "notify", NotifyParameter, None)
+VERSION: RpcSpec[None, VersionResult] = RpcSpec(NAMESPACE, "version", None, VersionResult)
+SET_EXPERIMENT_FLAG: RpcSpec[SetExperimentFlagParameter, None] = RpcSpec(
+    NAMESPACE, "setExperimentFlag", SetExperimentFlagParameter, None
+)
+GET_EXPERIMENT_FLAGS: RpcSpec[None, list[str]] = RpcSpec(
+    NAMESPACE, "getExperimentFlags", None, list[str]
+)
+START_HTTP_SERVER: RpcSpec[StartHttpServerParameter, None] = RpcSpec(
+    NAMESPACE, "startHttpServer", StartHttpServerParameter, None
+)
+STOP_HTTP_SERVER: RpcSpec[None, None] = RpcSpec(NAMESPACE, "stopHttpServer", None, None)
+INFO: RpcSpec[None, SystemInfo] = RpcSpec(NAMESPACE, "info", None, SystemInfo)
+REQUEST_SHUTDOWN: RpcSpec[None, None] = RpcSpec(NAMESPACE, "requestShutdown", None, None)
 
 # No packet type exists either way; anything the server sends is kept as ``Unknown``.
 ALIVE = ChannelSpec(NAMESPACE, "alive", None, Unknown, None, None)

@@ -1,0 +1,269 @@
+"""``repository`` payloads of download plans (``createDownloadPlan``).
+
+Part of the ``repository`` namespace (:mod:`.repository` re-exports every name).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from .._unset import UNSET, UnsetType
+from ..codec import Unknown, register_tagged_union
+from ._checks import _check_kebab_case, _check_kebab_case_with_dots
+
+__all__ = [
+    "ArtifactDownloadPlan",
+    "ArtifactDownloadPlanArtifactNode",
+    "ArtifactDownloadPlanDownloadOption",
+    "ArtifactDownloadPlanModelInfo",
+    "ArtifactDownloadPlanModelNode",
+    "ArtifactDownloadPlanNode",
+    "ArtifactDownloadTarget",
+    "CreateDownloadPlanCancelDownload",
+    "CreateDownloadPlanCancelPlan",
+    "CreateDownloadPlanCommit",
+    "CreateDownloadPlanCreationParameter",
+    "CreateDownloadPlanOpts",
+    "CreateDownloadPlanPlanReady",
+    "CreateDownloadPlanPlanUpdated",
+    "CreateDownloadPlanSetSelectedDownloadOptionIndex",
+    "CreateDownloadPlanToClientPacket",
+    "CreateDownloadPlanToServerPacket",
+    "DownloadPlanTarget",
+    "DownloadProgress",
+    "DownloadProgressUpdate",
+    "DownloadStartFinalizing",
+    "DownloadSuccess",
+    "FileNamePreference",
+    "HuggingFaceModelDownloadSource",
+    "ModelDownloadSource",
+    "ModelDownloadTarget",
+    "QuantNamePreference",
+    "ResolutionPreference",
+]
+
+
+# --- download progress (downloadModel, downloadArtifact, plans) -------------------
+
+
+@attrs.frozen
+class DownloadProgressUpdate:
+    downloaded_bytes: int
+    total_bytes: int
+    speed_bytes_per_second: float
+
+
+@attrs.frozen
+class DownloadProgress:
+    type: Literal["downloadProgress"] = attrs.field(default="downloadProgress", init=False)
+    update: DownloadProgressUpdate
+
+
+@attrs.frozen
+class DownloadStartFinalizing:
+    type: Literal["startFinalizing"] = attrs.field(default="startFinalizing", init=False)
+
+
+@attrs.frozen
+class DownloadSuccess:
+    """The end of an artifact download or a download plan (no payload)."""
+
+    type: Literal["success"] = attrs.field(default="success", init=False)
+
+
+# --- download plans ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class HuggingFaceModelDownloadSource:
+    type: Literal["huggingface"] = attrs.field(default="huggingface", init=False)
+    user: str
+    repo: str
+
+
+ModelDownloadSource = HuggingFaceModelDownloadSource | Unknown
+register_tagged_union(ModelDownloadSource)
+
+
+@attrs.frozen
+class ArtifactDownloadTarget:
+    type: Literal["artifact"] = attrs.field(default="artifact", init=False)
+    owner: str = attrs.field(validator=_check_kebab_case)
+    name: str = attrs.field(validator=_check_kebab_case_with_dots)
+
+
+@attrs.frozen
+class ModelDownloadTarget:
+    type: Literal["model"] = attrs.field(default="model", init=False)
+    source: ModelDownloadSource
+
+
+DownloadPlanTarget = ArtifactDownloadTarget | ModelDownloadTarget | Unknown
+register_tagged_union(DownloadPlanTarget)
+
+
+@attrs.frozen
+class FileNamePreference:
+    type: Literal["fileName"] = attrs.field(default="fileName", init=False)
+    file_name: str
+
+
+@attrs.frozen
+class QuantNamePreference:
+    type: Literal["quantName"] = attrs.field(default="quantName", init=False)
+    quant_name: str
+
+
+ResolutionPreference = FileNamePreference | QuantNamePreference | Unknown
+register_tagged_union(ResolutionPreference)
+
+
+@attrs.frozen
+class CreateDownloadPlanOpts:
+    """Which file to pick when a model has several, in order of preference."""
+
+    resolution_preference: list[ResolutionPreference] | UnsetType = UNSET
+    compatibility_types: list[str] | UnsetType = UNSET
+
+
+@attrs.frozen
+class CreateDownloadPlanCreationParameter:
+    target: DownloadPlanTarget
+    opts: CreateDownloadPlanOpts | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class ArtifactDownloadPlanModelInfo:
+    display_name: str
+    size_bytes: int
+    compatibility_type: str
+    quant_name: str | UnsetType = UNSET
+    model_key: str | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class ArtifactDownloadPlanDownloadOption:
+    """``availability``: ``notDownloaded``, ``downloading`` or ``downloaded``."""
+
+    display_name: str
+    size_bytes: int
+    compatibility_type: str
+    fit_estimation: str
+    availability: str
+    quant_name: str | UnsetType = UNSET
+    recommended: bool | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class ArtifactDownloadPlanArtifactNode:
+    """``state``: ``pending``, ``fetching``, ``satisfied`` or ``completed``."""
+
+    type: Literal["artifact"] = attrs.field(default="artifact", init=False)
+    owner: str
+    name: str
+    state: str
+    dependency_nodes: list[int]
+    artifact_type: str | UnsetType = UNSET
+    size_bytes: int | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class ArtifactDownloadPlanModelNode:
+    type: Literal["model"] = attrs.field(default="model", init=False)
+    state: str
+    dependency_label: str
+    resolved_sources: int | UnsetType = UNSET
+    total_sources: int | UnsetType = UNSET
+    already_owned: ArtifactDownloadPlanModelInfo | UnsetType = UNSET
+    selected: ArtifactDownloadPlanModelInfo | UnsetType = UNSET
+    download_options: list[ArtifactDownloadPlanDownloadOption] | UnsetType = UNSET
+    selected_download_option_index: int | UnsetType | None = UNSET
+    recommended_download_option_index: int | UnsetType | None = UNSET
+
+
+ArtifactDownloadPlanNode = (
+    ArtifactDownloadPlanArtifactNode | ArtifactDownloadPlanModelNode | Unknown
+)
+register_tagged_union(ArtifactDownloadPlanNode)
+
+
+@attrs.frozen(kw_only=True)
+class ArtifactDownloadPlan:
+    """``download_action``: ``none``, ``startNewDownload`` or ``attachToExistingDownload``.
+
+    ``version`` increases with every update; a selection names the version it applies to.
+    """
+
+    nodes: list[ArtifactDownloadPlanNode]
+    download_size_bytes: int
+    download_action: str
+    version: int
+    download_job_identifier: str | UnsetType = UNSET
+
+
+@attrs.frozen
+class CreateDownloadPlanPlanUpdated:
+    type: Literal["planUpdated"] = attrs.field(default="planUpdated", init=False)
+    plan: ArtifactDownloadPlan
+
+
+@attrs.frozen
+class CreateDownloadPlanPlanReady:
+    type: Literal["planReady"] = attrs.field(default="planReady", init=False)
+    plan: ArtifactDownloadPlan
+
+
+CreateDownloadPlanToClientPacket = (
+    CreateDownloadPlanPlanUpdated
+    | CreateDownloadPlanPlanReady
+    | DownloadProgress
+    | DownloadStartFinalizing
+    | DownloadSuccess
+    | Unknown
+)
+register_tagged_union(CreateDownloadPlanToClientPacket)
+
+
+@attrs.frozen
+class CreateDownloadPlanCancelDownload:
+    """Cancel the download started by ``commit``."""
+
+    type: Literal["cancelDownload"] = attrs.field(default="cancelDownload", init=False)
+
+
+@attrs.frozen
+class CreateDownloadPlanSetSelectedDownloadOptionIndex:
+    """Choose a download option of a model node (``None`` clears the choice)."""
+
+    type: Literal["setSelectedDownloadOptionIndex"] = attrs.field(
+        default="setSelectedDownloadOptionIndex", init=False
+    )
+    node_index: int
+    selected_download_option_index: int | None
+    requested_plan_version: int
+
+
+@attrs.frozen
+class CreateDownloadPlanCommit:
+    """Start downloading the plan."""
+
+    type: Literal["commit"] = attrs.field(default="commit", init=False)
+
+
+@attrs.frozen
+class CreateDownloadPlanCancelPlan:
+    """Abandon the plan before it is committed."""
+
+    type: Literal["cancelPlan"] = attrs.field(default="cancelPlan", init=False)
+
+
+CreateDownloadPlanToServerPacket = (
+    CreateDownloadPlanCancelDownload
+    | CreateDownloadPlanSetSelectedDownloadOptionIndex
+    | CreateDownloadPlanCommit
+    | CreateDownloadPlanCancelPlan
+    | Unknown
+)
+register_tagged_union(CreateDownloadPlanToServerPacket)
