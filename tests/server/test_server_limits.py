@@ -67,14 +67,20 @@ async def test_a_big_frame_before_authentication_closes_only_that_socket(
     server = server_factory(limits=ServerLimits(max_auth_frame_bytes=4096))
     async with connect(server, "system") as good:
         async with open_socket(f"{server.url}/llm") as hostile:
-            await hostile.send("x" * 100_000)
             with pytest.raises(SocketClosed) as closed, anyio.fail_after(WAIT):
-                await hostile.recv()
-            assert closed.value.code == 1009  # message too big
+                await _send_then_receive(hostile, "x" * 100_000)
+            # 1009 (message too big), or 1006 when the dropped TCP connection's reset
+            # overtook the close frame: the server does not read the rest of such a frame.
+            assert closed.value.code in (1009, 1006)
         # The authenticated client sends frames far bigger than the pre-auth bound.
         reply = await good.call(system.NOTIFY, _notify("x" * 50_000))
         assert isinstance(reply, RpcSucceeded)
         assert (await good.result(system.VERSION)).version
+
+
+async def _send_then_receive(socket: Any, text: str) -> None:
+    await socket.send(text)  # may already see the close
+    await socket.recv()
 
 
 def _notify(title: str) -> Any:

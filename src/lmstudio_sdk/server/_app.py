@@ -27,7 +27,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from .._version import __version__
-from ._connection import Connection, peer_address
+from ._connection import Connection, GuardedConnection, peer_address
 from ._limits import printable
 from ._options import ServedModel, ServerOptions, is_loopback
 from ._state import NAMESPACES, ServerState
@@ -54,21 +54,6 @@ class _QuietFramesLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 _WEBSOCKETS_LOGGER = _QuietFramesLogger(logging.getLogger("websockets.server"), {})
-
-
-class _DropOnProtocolError(ServerConnection):
-    """A connection whose TCP socket is dropped as soon as its peer breaks the protocol.
-
-    After failing a connection (a frame over the size limit, say), websockets keeps
-    reading and discarding what the peer sends until the close handshake times out: a
-    client pushing a 60 MB frame would keep the event loop busy discarding it for seconds,
-    stalling every other client. Nothing that peer sends matters any more: drop it now.
-    """
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.protocol.parser_exc is not None:
-            self.transport.abort()
 
 
 def _json_response(status: HTTPStatus, body: Any) -> Response:
@@ -265,7 +250,7 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             close_timeout=2,
             server_header=f"lmstudio-sdk/{__version__}",
             logger=_WEBSOCKETS_LOGGER,
-            create_connection=_DropOnProtocolError,
+            create_connection=GuardedConnection,
         )
         # The TTL watcher is a task owned by this block, cancelled and awaited when it ends.
         # It is not in a task group: the caller's code runs inside this block, and a task

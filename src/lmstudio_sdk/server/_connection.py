@@ -64,6 +64,7 @@ __all__ = [
     "ChannelHandler",
     "Connection",
     "ConnectionDropped",
+    "GuardedConnection",
     "RpcHandler",
     "peer_address",
 ]
@@ -72,6 +73,24 @@ logger = logging.getLogger("lmstudio_sdk.server")
 
 # What the fault "malformedFrame" sends: the start of a channelSend, cut off (not JSON).
 MALFORMED_FRAME = '{"type":"channelSend","channelId":'
+
+
+class GuardedConnection(ServerConnection):
+    """The websockets connection class of the server: drops unauthenticated rule-breakers.
+
+    After failing a connection (a frame over the size limit, say), websockets keeps
+    reading and discarding what the peer sends until the close handshake times out: an
+    unauthenticated client pushing 60 MB frames would keep the event loop busy discarding
+    them for seconds, stalling every other client. Until the socket authenticates, a peer
+    that breaks the protocol has its TCP connection dropped at once instead.
+    """
+
+    authenticated = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.authenticated and self.protocol.parser_exc is not None:
+            self.transport.abort()
 
 
 class ConnectionDropped(Exception):
@@ -191,6 +210,8 @@ class Connection:
                         )
                         # Authenticated: frames up to the configured size from now on.
                         self.ws.protocol.max_message_size = self.server.options.max_frame_bytes
+                        if isinstance(self.ws, GuardedConnection):
+                            self.ws.authenticated = True
                         return True
                     if isinstance(event, AuthenticationRejected):
                         logger.info(
