@@ -169,6 +169,19 @@ async def test_assert_no_open_channels_names_what_is_left_open(anyio_backend: ob
     with BackgroundServer(ServerOptions(port=0, models=(scripted_model(),))) as server:
         async with AsyncClient(server.url) as client:
             async with client.diagnostics.stream_logs():
+                # The create frame is on its way: let the server start the stream first.
+                await anyio.to_thread.run_sync(_wait_until_open, server, "diagnostics.streamLogs")
                 with pytest.raises(AssertionError, match=r"diagnostics\.streamLogs \(1\)"):
                     await anyio.to_thread.run_sync(check, server, 0.1)
             await anyio.to_thread.run_sync(check, server)
+
+
+def _wait_until_open(server: object, endpoint: str) -> None:
+    import time
+
+    from lmstudio_sdk.testing._channels import open_channels_beyond
+
+    deadline = time.monotonic() + 10
+    while not open_channels_beyond(server, {}).get(endpoint):  # type: ignore[arg-type]
+        assert time.monotonic() < deadline, f"the server never opened {endpoint}"
+        time.sleep(0.01)  # a counter of the server's thread: nothing to wait on

@@ -199,6 +199,10 @@ class _Socket:
             except RemoteProtocolError as exc:  # a binary frame
                 await self._die(self._broken_error(exc))
                 return
+            if not self.alive:
+                # Failed meanwhile by a writer or the keepalive (the session is closed); the
+                # frame that was already on its way is of no use to anyone.
+                return
             self.last_received = anyio.current_time()
             try:
                 events = self.session.receive_text(text)
