@@ -224,3 +224,24 @@ async def test_gguf_tokens_include_cls_and_sep_and_long_texts_are_truncated(
     assert len(vector) == 384
     assert math.isclose(math.fsum(x * x for x in vector), 1.0, abs_tol=1e-5)
     assert vector == await gguf_engine.embed(long_text)
+
+
+@pytest.mark.model
+async def test_unloading_waits_for_a_running_embedding(minilm_gguf: Path) -> None:
+    import anyio
+
+    engine = LlamaEmbeddingEngine(gguf_embedding_facts(minilm_gguf))
+    await engine.load()
+    results: list[list[float]] = []
+
+    async def embed() -> None:
+        results.append(await engine.embed("word " * 500))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(embed)
+        await anyio.wait_all_tasks_blocked()  # the embedding runs in its thread
+        await engine.aclose()  # frees the model only once that call has returned
+    assert not engine.loaded
+    assert len(results[0]) == 384
+    with pytest.raises(ModelNotLoadedError):
+        await engine.embed("after")
