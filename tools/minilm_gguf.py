@@ -106,6 +106,12 @@ def ensure_gguf(cache: Path = CACHE) -> Path:
         if target.is_file():
             return target
         model_dir = minilm_dir()
+        missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise SystemExit(
+                f"minilm_gguf: llama.cpp's converter needs {' and '.join(missing)} "
+                "(pip install torch transformers; the `model` tox env has them)"
+            )
         scratch = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache))
         try:
             converter = fetch_converter(scratch)
