@@ -72,16 +72,28 @@ def fetch_converter(scratch: Path) -> Path:
     """Download the llama-cpp-python sdist and extract llama.cpp's converter into scratch."""
     say(f"downloading the llama-cpp-python {LLAMA_CPP_PYTHON} sdist for its converter")
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-         "--no-binary", ":all:", "-d", str(scratch), f"llama-cpp-python=={LLAMA_CPP_PYTHON}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(scratch),
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON}",
+        ],
         check=True,
     )
     (sdist,) = scratch.glob("llama_cpp_python-*.tar.gz")
     prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON}/vendor/llama.cpp/"
     with tarfile.open(sdist) as tar:
         members = [
-            m for m in tar.getmembers()
-            if m.name.startswith(prefix) and m.name[len(prefix):].startswith(_VENDORED)
+            m
+            for m in tar.getmembers()
+            if m.name.startswith(prefix) and m.name[len(prefix) :].startswith(_VENDORED)
         ]
         tar.extractall(scratch, members=members, filter="data")
     return scratch / prefix / "convert_hf_to_gguf.py"

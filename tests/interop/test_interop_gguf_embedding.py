@@ -61,7 +61,9 @@ def gguf_server(minilm_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         f'source = "{minilm_gguf}"\nengine = "llama"\n',
         encoding="utf-8",
     )
-    with BackgroundServer(ServerOptions(host="127.0.0.1", port=0, models=(), catalog=catalog)) as server:
+    with BackgroundServer(
+        ServerOptions(host="127.0.0.1", port=0, models=(), catalog=catalog)
+    ) as server:
         yield server
 
 

@@ -12,15 +12,17 @@ import math
 import struct
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lmstudio_sdk.server import CatalogError
+from lmstudio_sdk import AsyncClient
+from lmstudio_sdk.server import BackgroundServer, CatalogError
 from lmstudio_sdk.server._catalog_file import parse_catalog
 from lmstudio_sdk.server.engines import (
+    EngineError,
     EngineUnavailableError,
     InvalidRequestError,
     ModelNotLoadedError,
@@ -109,7 +111,11 @@ def test_the_catalogue_serves_an_embedding_gguf_on_the_llama_engine(tmp_path: Pa
         base_dir=tmp_path,
     )
     (model,) = catalog.models
-    assert (model.key, model.domain, model.facts.engine) == ("text-embedding-bert", "embedding", "llama")
+    assert (model.key, model.domain, model.facts.engine) == (
+        "text-embedding-bert",
+        "embedding",
+        "llama",
+    )
     assert model.facts.publisher == "acme"
     assert isinstance(create_engine(model.facts), LlamaEmbeddingEngine)
 
@@ -130,10 +136,35 @@ def test_a_type_that_disagrees_with_the_gguf_is_refused(
         parse_catalog({"model": [entry]}, source="cat.toml", base_dir=tmp_path)
 
 
+async def test_clients_see_an_embedding_ggufs_header_facts(
+    tmp_path: Path, server_factory: Callable[..., BackgroundServer]
+) -> None:
+    write_gguf(tmp_path / "bert.gguf", BERT_HEADER)
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        '[[model]]\nkey = "text-embedding-bert"\npath = "acme/bert-GGUF/bert.gguf"\n'
+        'type = "embedding"\nsource = "bert.gguf"\n',
+        encoding="utf-8",
+    )
+    server = server_factory(models=(), catalog=catalog)
+    async with AsyncClient(server.url) as client:
+        (info,) = await client.system.list_downloaded_models("embedding")
+    assert (info.model_key, info.path, info.format) == (
+        "text-embedding-bert",
+        "acme/bert-GGUF/bert.gguf",
+        "gguf",
+    )
+    assert (info.architecture, info.max_context_length) == ("bert", 512)
+    assert info.quantization is not None
+    assert info.quantization.name == "F16"
+
+
 async def test_without_llama_cpp_the_load_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = LlamaEmbeddingEngine(gguf_embedding_facts(write_gguf(tmp_path / "b.gguf", BERT_HEADER)))
+    engine = LlamaEmbeddingEngine(
+        gguf_embedding_facts(write_gguf(tmp_path / "b.gguf", BERT_HEADER))
+    )
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(EngineUnavailableError, match="llama-cpp-python") as info:
         await engine.load()
@@ -245,3 +276,16 @@ async def test_unloading_waits_for_a_running_embedding(minilm_gguf: Path) -> Non
     assert len(results[0]) == 384
     with pytest.raises(ModelNotLoadedError):
         await engine.embed("after")
+
+
+@pytest.mark.model
+async def test_a_gguf_without_weights_fails_to_load_saying_so(
+    tmp_path: Path, minilm_gguf: Path
+) -> None:
+    engine = LlamaEmbeddingEngine(
+        gguf_embedding_facts(write_gguf(tmp_path / "b.gguf", BERT_HEADER))
+    )
+    with pytest.raises(EngineError, match=r"llama\.cpp could not load") as info:
+        await engine.load()
+    assert info.value.suggestion is not None
+    assert not engine.loaded
