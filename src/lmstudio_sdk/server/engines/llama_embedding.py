@@ -106,8 +106,8 @@ class LlamaEmbeddingEngine(EmbeddingEngine):
     """A GGUF embedding model run by llama.cpp (one call at a time, in a worker thread).
 
     The whole context is one batch (``n_batch = n_ubatch = n_ctx``): llama.cpp embeds a
-    non-causal model's text in a single micro-batch. Longer texts are truncated to the
-    context length, as LM Studio does.
+    non-causal model's text in a single micro-batch. Longer texts are embedded from their
+    first ``n_ctx`` tokens (llama-cpp-python's truncation).
     """
 
     def __init__(self, facts: ModelFacts, *, n_threads: int = 2) -> None:
@@ -176,16 +176,20 @@ class LlamaEmbeddingEngine(EmbeddingEngine):
 
     async def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with the model's special tokens, not truncated."""
-        llm = self._require_llm()
-        call = functools.partial(llm.tokenize, text.encode("utf-8"), add_bos=True, special=False)
+        self._require_llm()
         async with self._lock:
+            # Looked up under the lock: an unload that came first has freed the model.
+            llm = self._require_llm()
+            call = functools.partial(
+                llm.tokenize, text.encode("utf-8"), add_bos=True, special=False
+            )
             return list(await anyio.to_thread.run_sync(call))
 
     async def embed(self, text: str) -> list[float]:
-        llm = self._require_llm()
+        self._require_llm()
         async with self._lock:
-            vector = await anyio.to_thread.run_sync(functools.partial(_embed, llm, text))
-        return vector
+            llm = self._require_llm()
+            return await anyio.to_thread.run_sync(functools.partial(_embed, llm, text))
 
 
 def _embed(llm: Any, text: str) -> list[float]:
