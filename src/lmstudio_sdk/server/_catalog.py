@@ -336,6 +336,10 @@ class ModelCatalog:
 
     def _create_engine(self, model: ServedModel) -> Engine:
         facts = model.facts
+        if facts.engine == "llama" and facts.domain == "embedding":
+            from .engines.llama_embedding import LlamaEmbeddingEngine
+
+            return LlamaEmbeddingEngine(facts, n_threads=self._llama_threads)
         if facts.engine == "llama":
             from .engines.llama import LlamaEngine
 

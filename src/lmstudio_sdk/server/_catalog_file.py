@@ -16,7 +16,8 @@
     preload = { identifier = "llama", ttl = 600 }    # optional: loaded at start (ttl: seconds)
 
 ``engine`` is optional and must agree with ``source`` (``llama`` for GGUF files and SmolLM2,
-``sentence`` for MiniLM, ``scripted`` for ``source = "scripted"``). Unknown fields are errors
+``sentence`` for MiniLM, ``scripted`` for ``source = "scripted"``). A ``.gguf`` source with
+``type = "embedding"`` runs llama.cpp in embedding mode (the GGUF must be an embedding model). Unknown fields are errors
 (a typo must not be silently ignored).
 """
 
@@ -216,9 +217,14 @@ def _source_facts(source: str, key: str, domain: str, where: str, base_dir: Path
             return minilm_facts()
         if source.lower().endswith(".gguf"):
             from .engines.llama import gguf_facts
+            from .engines.llama_embedding import gguf_embedding_facts, is_embedding_file
 
             file = Path(source).expanduser()
-            return gguf_facts(file if file.is_absolute() else base_dir / file, model_key=key)
+            file = file if file.is_absolute() else base_dir / file
+            # The file says what it is; a `type` that disagrees is reported below.
+            if is_embedding_file(file):
+                return gguf_embedding_facts(file, model_key=key)
+            return gguf_facts(file, model_key=key)
     except EngineError as exc:
         hint = f" ({exc.suggestion})" if exc.suggestion else ""
         raise CatalogError(f"{where}: {exc.title}{hint}") from None

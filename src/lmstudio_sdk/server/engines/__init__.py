@@ -1,6 +1,7 @@
 """Inference engines behind one interface (see :mod:`.base`).
 
-* ``llama``: GGUF models through llama-cpp-python (SmolLM2-135M-Instruct bundled);
+* ``llama``: GGUF models through llama-cpp-python (SmolLM2-135M-Instruct bundled), and GGUF
+  embedding models in llama.cpp's embedding mode (:mod:`.llama_embedding`);
 * ``sentence``: all-MiniLM-L6-v2 embeddings (numpy forward pass, no torch);
 * ``scripted``: deterministic fake LLM and embedding engines with fault injection.
 
@@ -139,6 +140,10 @@ def create_engine(
         if facts.domain == "embedding":
             return ScriptedEmbeddingEngine(facts, script=script, faults=faults)
         return ScriptedEngine(facts, script=script, faults=faults)
+    if facts.engine == "llama" and facts.domain == "embedding":
+        from lmstudio_sdk.server.engines.llama_embedding import LlamaEmbeddingEngine
+
+        return LlamaEmbeddingEngine(facts)
     if facts.engine == "llama":
         from lmstudio_sdk.server.engines.llama import LlamaEngine
 

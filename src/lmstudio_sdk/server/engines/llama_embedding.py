@@ -1,0 +1,199 @@
+"""GGUF embedding models (BERT and the like) run by llama.cpp in embedding mode.
+
+A catalogue entry with ``type = "embedding"`` and a ``.gguf`` source is served by this
+engine (``engine = "llama"``, like LM Studio, whose llama.cpp engine runs both kinds). The
+facts come from the GGUF header (:func:`gguf_embedding_facts`): the architecture, the
+context length (``<arch>.context_length``) and the vector length
+(``<arch>.embedding_length``). llama.cpp pools the token vectors the way the GGUF says
+(``<arch>.pooling_type``, written by the converter from the sentence-transformers pooling
+config) and the vector is L2-normalised, as llama.cpp's own server does by default and as
+sentence-transformers' MiniLM does, so cosine similarity is a dot product.
+
+Tokenizing adds the special tokens the model sees (``[CLS]``/``[SEP]`` for BERT), as LM
+Studio reports them and as the ``sentence`` engine does.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from lmstudio_sdk.server.engines._llama_thread import _import_llama_cpp
+from lmstudio_sdk.server.engines._models import GGUFError, gguf_quantization, read_gguf_metadata
+from lmstudio_sdk.server.engines.base import (
+    EmbeddingEngine,
+    EngineError,
+    InvalidRequestError,
+    ModelFacts,
+    ModelNotLoadedError,
+    ProgressCallback,
+    Quantization,
+)
+
+__all__ = [
+    "LlamaEmbeddingEngine",
+    "gguf_embedding_facts",
+    "is_embedding_file",
+    "is_embedding_gguf",
+]
+
+# llama.cpp's enum llama_pooling_type; NONE and RANK give no single sentence vector.
+_POOLING_NONE, _POOLING_RANK = 0, 4
+
+
+def is_embedding_gguf(metadata: dict[str, Any]) -> bool:
+    """Whether a GGUF header describes an embedding model (a pooling type, no causal mask)."""
+    architecture = metadata.get("general.architecture")
+    pooling = metadata.get(f"{architecture}.pooling_type")
+    causal = metadata.get(f"{architecture}.attention.causal")
+    return pooling not in (None, _POOLING_NONE, _POOLING_RANK) or causal is False
+
+
+def is_embedding_file(file_path: str | Path) -> bool:
+    """Whether a file is a readable GGUF embedding model (``False`` for anything else)."""
+    try:
+        return is_embedding_gguf(read_gguf_metadata(file_path))
+    except GGUFError:
+        return False
+
+
+def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None) -> ModelFacts:
+    """Model facts of a local GGUF embedding model, read from its header."""
+    file = Path(file_path).expanduser().resolve()
+    if not file.is_file():
+        raise InvalidRequestError(
+            f"There is no model file at {file}.", suggestion="Check the path to the .gguf file."
+        )
+    try:
+        metadata = read_gguf_metadata(file)
+    except GGUFError as exc:
+        raise InvalidRequestError(f"Cannot use {file} as a model: {exc}") from exc
+    architecture = metadata.get("general.architecture")
+    context = metadata.get(f"{architecture}.context_length")
+    dimensions = metadata.get(f"{architecture}.embedding_length")
+    if not isinstance(architecture, str) or not isinstance(context, int):
+        raise InvalidRequestError(f"{file} has no architecture or context length in its metadata.")
+    if not isinstance(dimensions, int) or not is_embedding_gguf(metadata):
+        raise InvalidRequestError(
+            f"{file} is not an embedding model (its metadata has no pooling type).",
+            suggestion='Serve it with type = "llm", or use a GGUF converted from an embedding '
+            "model.",
+        )
+    publisher = metadata.get("general.organization") or "local"
+    quantization = gguf_quantization(metadata, file.name)
+    return ModelFacts(
+        model_key=model_key or file.stem.lower(),
+        display_name=metadata.get("general.name") or file.stem,
+        publisher=publisher,
+        domain="embedding",
+        engine="llama",
+        format="gguf",
+        path=f"{publisher}/{file.stem}/{file.name}",
+        file_path=str(file),
+        size_bytes=file.stat().st_size,
+        max_context_length=context,
+        architecture=architecture,
+        params_string=metadata.get("general.size_label"),
+        quantization=Quantization(*quantization) if quantization else None,
+    )
+
+
+class LlamaEmbeddingEngine(EmbeddingEngine):
+    """A GGUF embedding model run by llama.cpp (one call at a time, in a worker thread).
+
+    The whole context is one batch (``n_batch = n_ubatch = n_ctx``): llama.cpp embeds a
+    non-causal model's text in a single micro-batch. Longer texts are embedded from their
+    first ``n_ctx`` tokens (llama-cpp-python's truncation).
+    """
+
+    def __init__(self, facts: ModelFacts, *, n_threads: int = 2) -> None:
+        if facts.engine != "llama" or facts.domain != "embedding" or facts.file_path is None:
+            raise InvalidRequestError(f"{facts.model_key} is not a llama.cpp embedding model.")
+        self.facts = facts
+        self._n_threads = n_threads
+        self._llm: Any = None
+        self._lock = anyio.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    @property
+    def context_length(self) -> int:
+        return int(self._require_llm().n_ctx())
+
+    @property
+    def dimensions(self) -> int:
+        return int(self._require_llm().n_embd())
+
+    def _require_llm(self) -> Any:
+        if self._llm is None:
+            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
+        return self._llm
+
+    async def load(
+        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        if self._llm is not None:
+            raise InvalidRequestError(f"{self.facts.model_key} is already loaded.")
+        length = self._check_context_length(context_length, self.facts.max_context_length)
+        llama_cpp = _import_llama_cpp()
+        if progress is not None:
+            progress(0.0)
+        build = functools.partial(
+            llama_cpp.Llama,
+            model_path=self.facts.file_path,
+            embedding=True,
+            n_ctx=length,
+            n_batch=length,
+            n_ubatch=length,
+            n_threads=self._n_threads,
+            n_threads_batch=self._n_threads,
+            verbose=False,
+        )
+        try:
+            llm = await anyio.to_thread.run_sync(build)
+        except ValueError as exc:
+            raise EngineError(
+                f"llama.cpp could not load {self.facts.file_path}: {exc}",
+                suggestion="Check that the file is a complete GGUF embedding model.",
+            ) from exc
+        self._llm = llm
+        if progress is not None:
+            progress(1.0)
+
+    async def aclose(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            # Wait for a running call (milliseconds) before freeing the model under it.
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    llm.close()
+
+    async def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the model's special tokens, not truncated."""
+        self._require_llm()
+        async with self._lock:
+            # Looked up under the lock: an unload that came first has freed the model.
+            llm = self._require_llm()
+            call = functools.partial(
+                llm.tokenize, text.encode("utf-8"), add_bos=True, special=False
+            )
+            return list(await anyio.to_thread.run_sync(call))
+
+    async def embed(self, text: str) -> list[float]:
+        self._require_llm()
+        async with self._lock:
+            llm = self._require_llm()
+            return await anyio.to_thread.run_sync(functools.partial(_embed, llm, text))
+
+
+def _embed(llm: Any, text: str) -> list[float]:
+    # Llama.embed tokenizes with the special tokens, truncates to n_batch (= the context)
+    # and reads the pooled vector of the sequence.
+    vector = llm.embed(text, normalize=True, truncate=True)
+    return [float(x) for x in vector]
