@@ -343,3 +343,34 @@ async def test_tool_call_when_the_upstream_cannot_stream_tools(upstream: FakeUps
     streamed = [b.get("stream") for b in upstream.bodies("/v1/chat/completions")]
     # Each round: the streamed attempt, then the same request unstreamed.
     assert streamed == [True, False, True, False]
+
+
+async def test_a_catalogue_file_names_the_upstreams(
+    upstream: FakeUpstream, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_UPSTREAM_KEY", "sk-catalogue-secret")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(
+        f'[[upstream]]\nurl = "{upstream.url}"\napi_key_env = "FAKE_UPSTREAM_KEY"\n'
+        'name = "replica-a"\n'
+    )
+    options = ServerOptions(port=0, catalog=catalog)
+    assert [u.label for u in options.resolved_upstreams()] == ["replica-a"]
+    assert "sk-catalogue-secret" not in repr(options)
+    with BackgroundServer(options, shutdown_timeout=15) as running:
+        async with AsyncClient(running.url) as client:
+            loaded = {m.identifier for m in await client.llm.list_loaded()}
+            model = await client.llm.model(MODEL)
+            result = await model.respond("Hi", max_tokens=8)
+    assert MODEL in loaded
+    assert result.content
+    assert upstream.headers[-1].get("authorization") == "Bearer sk-catalogue-secret"
+
+
+def test_a_catalogue_upstream_with_an_unknown_field_is_refused(tmp_path: Any) -> None:
+    from lmstudio_sdk.server import CatalogError, load_catalog
+
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[[upstream]]\nurl = "http://127.0.0.1:9/v1"\napi_key = "sk-no"\n')
+    with pytest.raises(CatalogError, match=r"unknown fields \['api_key'\].*api_key_env"):
+        load_catalog(catalog)

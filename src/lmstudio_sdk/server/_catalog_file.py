@@ -15,6 +15,14 @@
     aliases = ["llama-3.2-1b"]                       # optional: more names it is found by
     preload = { identifier = "llama", ttl = 600 }    # optional: loaded at start (ttl: seconds)
 
+Each ``[[upstream]]`` table is an OpenAI-compatible server to front (the fields of
+:class:`~lmstudio_sdk.server.upstream.Upstream`; the API key comes from the environment
+variable ``api_key_env`` names, never from the file)::
+
+    [[upstream]]
+    url = "http://127.0.0.1:8000/v1"
+    api_key_env = "VLLM_API_KEY"                     # optional
+
 ``engine`` is optional and must agree with ``source`` (``llama`` for GGUF files and SmolLM2,
 ``sentence`` for MiniLM, ``scripted`` for ``source = "scripted"``). A ``.gguf`` source with
 ``type = "embedding"`` runs llama.cpp in embedding mode (the GGUF must be an embedding model). Unknown fields are errors
@@ -32,6 +40,7 @@ import attrs
 
 from ._options import ServedModel
 from .engines.base import ModelFacts
+from .upstream._config import Upstream
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,6 +87,8 @@ class Catalog:
     models: tuple[ServedModel, ...]
     preloads: tuple[Preload, ...] = ()
     source: str = "<catalog>"
+    upstreams: tuple[Upstream, ...] = ()
+    """OpenAI-compatible servers whose models are served too (``[[upstream]]``)."""
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -98,12 +109,15 @@ def parse_catalog(
     data: Mapping[str, Any], *, source: str = "<catalog>", base_dir: Path | None = None
 ) -> Catalog:
     """A catalogue from already parsed TOML (``{"model": [{...}, ...]}``)."""
-    unknown = set(data) - {"model"}
+    unknown = set(data) - {"model", "upstream"}
     if unknown:
-        raise CatalogError(f"{source}: unknown top-level keys {sorted(unknown)}; use [[model]]")
-    entries = data.get("model")
-    if not isinstance(entries, list) or not entries:
-        raise CatalogError(f"{source}: no [[model]] entry")
+        raise CatalogError(
+            f"{source}: unknown top-level keys {sorted(unknown)}; use [[model]] or [[upstream]]"
+        )
+    upstreams = _upstreams(data.get("upstream", []), source)
+    entries = data.get("model", [])
+    if not isinstance(entries, list) or not (entries or upstreams):
+        raise CatalogError(f"{source}: no [[model]] or [[upstream]] entry")
     models: list[ServedModel] = []
     preloads: list[Preload] = []
     names: dict[str, str] = {}
@@ -124,7 +138,33 @@ def parse_catalog(
     identifiers = [p.identifier for p in preloads]
     if len(set(identifiers)) != len(identifiers):
         raise CatalogError(f"{source}: two preloaded models share an identifier")
-    return Catalog(tuple(models), tuple(preloads), source)
+    return Catalog(tuple(models), tuple(preloads), source, upstreams)
+
+
+_UPSTREAM_FIELDS = frozenset(attrs.fields_dict(Upstream))
+
+
+def _upstreams(entries: Any, source: str) -> tuple[Upstream, ...]:
+    if not isinstance(entries, list):
+        raise CatalogError(f"{source}: upstream must be an array of tables ([[upstream]])")
+    upstreams = []
+    for index, entry in enumerate(entries, 1):
+        where = f"{source}: upstream #{index}"
+        if not isinstance(entry, dict):
+            raise CatalogError(f"{where} is not a table")
+        unknown = set(entry) - _UPSTREAM_FIELDS
+        if unknown:
+            raise CatalogError(
+                f"{where}: unknown fields {sorted(unknown)} (known: {sorted(_UPSTREAM_FIELDS)}; "
+                "the API key goes in an environment variable named by api_key_env)"
+            )
+        if "url" not in entry:
+            raise CatalogError(f"{where}: url is required")
+        try:
+            upstreams.append(Upstream(**entry))
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"{where}: {exc}") from None
+    return tuple(upstreams)
 
 
 def _get(entry: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:

@@ -331,6 +331,12 @@ class ServerOptions:
         """Whether guests are refused (see ``require_auth``)."""
         return bool(self.api_tokens) if self.require_auth is None else self.require_auth
 
+    def resolved_upstreams(self) -> tuple[Upstream, ...]:
+        """``upstreams`` and the catalogue's ``[[upstream]]`` tables."""
+        if self.catalog is None:
+            return self.upstreams
+        return (*self.upstreams, *self.catalog.upstreams)
+
     def resolved_models(self) -> tuple[ServedModel, ...]:
         """``models`` (the defaults when ``None`` and no catalogue) and the catalogue's."""
         if self.catalog is None:

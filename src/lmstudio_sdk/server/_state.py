@@ -88,8 +88,9 @@ class ServerState:
         self.files.release(client_identifier)
 
     async def start_upstreams(self) -> None:
-        """Connect to ``options.upstreams``: list their models and show them as loaded."""
-        if not self.options.upstreams:
+        """Connect to the upstreams (options and catalogue): list their models and show them as loaded."""
+        upstreams = self.options.resolved_upstreams()
+        if not upstreams:
             return
         try:
             from .upstream._pool import UpstreamPool
@@ -97,7 +98,7 @@ class ServerState:
             raise ImportError(
                 "upstreams need httpx: pip install 'lmstudio-sdk[upstream]'"
             ) from exc
-        pool = UpstreamPool(self.options.upstreams)
+        pool = UpstreamPool(upstreams)
         try:
             facts = await pool.discover()
         except BaseException:
