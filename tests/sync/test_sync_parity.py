@@ -34,7 +34,7 @@ PAIRS = [
 
 # How the async spelling reads in the blocking API.
 SPELLING = [
-    (r"AbstractAsyncContextManager\[(.*)\]'$", r"\1'"),
+    (r"(?:AbstractAsyncContextManager|StreamScope)\[(.*)\]'$", r"\1'"),
     (r"\bAsyncModelHandle\b", "ModelHandle"),
     (r"\bAsyncLLM\b", "LLM"),
     (r"\bAsyncEmbeddingModel\b", "EmbeddingModel"),
