@@ -26,8 +26,8 @@ from websockets.exceptions import (
     InvalidURI,
 )
 
-from ..errors import RemoteProtocolError
-from .transport import TransportClosed, check_text, connect_failed, describe_os_error
+from ._websocket import WebSocketTransport
+from .transport import connect_failed, describe_os_error
 
 # What only the auth packet holds. websockets logs the start and the end of every frame at
 # DEBUG level (``> TEXT '{"authVersion":1,...Qx7bN8cL"}'``): the end of the auth frame is
@@ -54,41 +54,17 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 _CLIENT_LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
 
 
-class WebsocketsTransport:
+class WebsocketsTransport(WebSocketTransport[ClientConnection]):
     """A :class:`~lmstudio_sdk._async.transport.Transport` over ``websockets`` (asyncio)."""
 
-    def __init__(self, ws: ClientConnection, url: str, close_timeout: float) -> None:
-        self._ws = ws
-        self._url = url
-        self._close_timeout = close_timeout
-        self._closed = False
+    _connection_closed = ConnectionClosed
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<WebsocketsTransport {self._url} {state}>"
+    async def _send(self, text: str) -> None:
+        await self._ws.send(text)
 
-    async def send_text(self, text: str) -> None:
-        check_text(text)
-        if self._closed:
-            raise TransportClosed.closed_locally()
-        try:
-            await self._ws.send(text)
-        except ConnectionClosed as exc:
-            raise self._closed_error(exc) from None
-
-    async def receive_text(self) -> str:
-        if self._closed:
-            raise TransportClosed.closed_locally()
-        try:
-            # Cancelling recv() is safe in websockets >= 13: no frame is lost.
-            message = await self._ws.recv()
-        except ConnectionClosed as exc:
-            raise self._closed_error(exc) from None
-        if isinstance(message, bytes):
-            raise RemoteProtocolError(
-                f"expected a text frame, the server sent a binary frame ({len(message)} bytes)"
-            )
-        return message
+    async def _receive(self) -> str | bytes:
+        # Cancelling recv() is safe in websockets >= 13: no frame is lost.
+        return await self._ws.recv()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -104,14 +80,13 @@ class WebsocketsTransport:
         finally:
             self._ws.transport.abort()  # no-op once closed; frees the socket in any case
 
-    def _closed_error(self, exc: ConnectionClosed) -> TransportClosed:
-        if self._closed:
-            return TransportClosed.closed_locally()
+    def _close_code(self, exc: Exception) -> tuple[int | None, str | None]:
+        assert isinstance(exc, ConnectionClosed)
         if exc.rcvd is not None:
-            return TransportClosed.from_close(exc.rcvd.code, exc.rcvd.reason)
+            return exc.rcvd.code, exc.rcvd.reason
         if exc.sent is not None:  # we closed first (e.g. 1009: message too big)
-            return TransportClosed.from_close(exc.sent.code, exc.sent.reason)
-        return TransportClosed.from_close(None, None)
+            return exc.sent.code, exc.sent.reason
+        return None, None
 
 
 @asynccontextmanager

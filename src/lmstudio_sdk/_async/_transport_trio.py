@@ -17,14 +17,15 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Final, NoReturn
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 import trio
 import trio_websocket
 
-from ..errors import RemoteProtocolError
-from .transport import TransportClosed, check_text, connect_failed, describe_os_error
+from ._exceptions import reraise
+from ._websocket import WebSocketTransport
+from .transport import connect_failed, describe_os_error
 
 if sys.version_info >= (3, 11):
     _BaseExceptionGroup = BaseExceptionGroup  # noqa: F821 (a builtin from 3.11 on)
@@ -45,8 +46,10 @@ if TYPE_CHECKING:
     _Stream: TypeAlias = "trio.SocketStream | trio.SSLStream[trio.SocketStream]"
 
 
-class TrioWebsocketTransport:
+class TrioWebsocketTransport(WebSocketTransport[trio_websocket.WebSocketConnection]):
     """A :class:`~lmstudio_sdk._async.transport.Transport` over trio-websocket."""
+
+    _connection_closed = trio_websocket.ConnectionClosed
 
     def __init__(
         self,
@@ -55,37 +58,14 @@ class TrioWebsocketTransport:
         url: str,
         close_timeout: float,
     ) -> None:
-        self._ws = ws
+        super().__init__(ws, url, close_timeout)
         self._stream = stream
-        self._url = url
-        self._close_timeout = close_timeout
-        self._closed = False
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<TrioWebsocketTransport {self._url} {state}>"
+    async def _send(self, text: str) -> None:
+        await self._ws.send_message(text)
 
-    async def send_text(self, text: str) -> None:
-        check_text(text)
-        if self._closed:
-            raise TransportClosed.closed_locally()
-        try:
-            await self._ws.send_message(text)
-        except trio_websocket.ConnectionClosed as exc:
-            raise self._closed_error(exc) from None
-
-    async def receive_text(self) -> str:
-        if self._closed:
-            raise TransportClosed.closed_locally()
-        try:
-            message = await self._ws.get_message()
-        except trio_websocket.ConnectionClosed as exc:
-            raise self._closed_error(exc) from None
-        if isinstance(message, bytes):
-            raise RemoteProtocolError(
-                f"expected a text frame, the server sent a binary frame ({len(message)} bytes)"
-            )
-        return message
+    async def _receive(self) -> str | bytes:
+        return await self._ws.get_message()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -103,12 +83,11 @@ class TrioWebsocketTransport:
         # ended by itself: peer closed, dropped, or we skipped the handshake).
         await _close_stream(self._stream, self._close_timeout)
 
-    def _closed_error(self, exc: trio_websocket.ConnectionClosed) -> TransportClosed:
-        if self._closed:
-            return TransportClosed.closed_locally()
+    def _close_code(self, exc: Exception) -> tuple[int | None, str | None]:
+        assert isinstance(exc, trio_websocket.ConnectionClosed)
         if exc.reason is None:
-            return TransportClosed.from_close(None, None)
-        return TransportClosed.from_close(exc.reason.code, exc.reason.reason)
+            return None, None
+        return exc.reason.code, exc.reason.reason
 
 
 @asynccontextmanager
@@ -194,15 +173,5 @@ async def _open_nursery() -> AsyncIterator[trio.Nursery]:
             yield nursery
     except _BaseExceptionGroup as group:
         if len(group.exceptions) == 1:
-            _reraise(group.exceptions[0])
+            reraise(group.exceptions[0])
         raise
-
-
-def _reraise(exc: BaseException) -> NoReturn:
-    """Raise ``exc`` without chaining it to the group being handled."""
-    context = exc.__context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context

@@ -44,7 +44,6 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import anyio
@@ -418,11 +417,6 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
             raise
         return channel
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         assert self._channel is not None
         await self._channel._leave(self._drain_timeout)

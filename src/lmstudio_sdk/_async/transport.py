@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Final, Protocol
 from urllib.parse import urlsplit
@@ -223,25 +224,19 @@ def open_transport(
     if max_message_size <= 0:
         raise ValueError("max_message_size must be > 0")
     library = sniffio.current_async_library()
+    opener: Callable[..., AbstractAsyncContextManager[Transport]]
     if library == "trio":
-        from . import _transport_trio
-
-        return _transport_trio.open_trio_transport(
-            url,
-            connect_timeout=connect_timeout,
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
-        )
-    if library == "asyncio":
-        from . import _transport_asyncio
-
-        return _transport_asyncio.open_asyncio_transport(
-            url,
-            connect_timeout=connect_timeout,
-            max_message_size=max_message_size,
-            close_timeout=close_timeout,
-        )
-    raise RuntimeError(f"lmstudio-sdk runs under Trio or asyncio, not {library!r}")
+        from ._transport_trio import open_trio_transport as opener
+    elif library == "asyncio":
+        from ._transport_asyncio import open_asyncio_transport as opener
+    else:
+        raise RuntimeError(f"lmstudio-sdk runs under Trio or asyncio, not {library!r}")
+    return opener(
+        url,
+        connect_timeout=connect_timeout,
+        max_message_size=max_message_size,
+        close_timeout=close_timeout,
+    )
 
 
 async def connect(

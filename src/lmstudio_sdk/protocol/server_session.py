@@ -258,10 +258,7 @@ class ServerSession:
         spec = self._rpcs.get(message.endpoint)
         if spec is None:
             reason = f"Received rpcCall for unknown endpoint, endpoint = {message.endpoint}"
-            error = SerializedError(
-                title=f'Unknown RPC endpoint "{message.endpoint}" in namespace "{self._namespace}"',
-                suggestion="Make sure the SDK and the server are up to date and compatible.",
-            )
+            error = self._unknown_endpoint("RPC", message.endpoint)
             return self._reject(
                 "rpcEndpointUnknown",
                 reason,
@@ -287,10 +284,7 @@ class ServerSession:
         spec = self._channel_specs.get(message.endpoint)
         if spec is None:
             reason = f"Received channelCreate for unknown endpoint, endpoint = {message.endpoint}"
-            error = SerializedError(
-                title=f'Unknown channel endpoint "{message.endpoint}" in namespace "{self._namespace}"',
-                suggestion="Make sure the SDK and the server are up to date and compatible.",
-            )
+            error = self._unknown_endpoint("channel", message.endpoint)
             reply = ChannelError(channel_id, error) if self._strict else None
             return self._reject("channelEndpointUnknown", reason, reply)
         if channel_id in self._channels:
@@ -368,6 +362,12 @@ class ServerSession:
 
     def _on_unknown(self, message: Unknown) -> list[ServerEvent]:
         return [MessageIgnored(f"unknown message type {message.type!r}")]
+
+    def _unknown_endpoint(self, kind: str, endpoint: str) -> SerializedError:
+        return SerializedError(
+            title=f'Unknown {kind} endpoint "{endpoint}" in namespace "{self._namespace}"',
+            suggestion="Make sure the SDK and the server are up to date and compatible.",
+        )
 
     def _reject(
         self, kind: str, reason: str, error_reply: RpcError | ChannelError | None = None

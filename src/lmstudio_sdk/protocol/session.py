@@ -287,13 +287,7 @@ class ClientSession:
         endpoints). A bad value is a :class:`~lmstudio_sdk.errors.LocalProtocolError` and
         nothing changes.
         """
-        self._require_open("call an RPC")
-        if not isinstance(spec, RpcSpec):
-            raise LocalProtocolError(
-                f"call() takes an RpcSpec, not {type(spec).__name__}; "
-                "open channels with open_channel()"
-            )
-        self._check_namespace(spec)
+        self._check_spec(spec, RpcSpec, "call an RPC", "call() takes an RpcSpec", "open_channel()")
         what = f"parameter of {endpoint_label(spec)}"
         raw = _encode_input(spec.parameter, parameter, what=what)
         call_id = self._next_call_id
@@ -308,13 +302,9 @@ class ClientSession:
         ``creation_parameter`` must be an instance of ``spec.creation_parameter`` (left out
         for void endpoints); a bad value is a :class:`~lmstudio_sdk.errors.LocalProtocolError`.
         """
-        self._require_open("open a channel")
-        if not isinstance(spec, ChannelSpec):
-            raise LocalProtocolError(
-                f"open_channel() takes a ChannelSpec, not {type(spec).__name__}; "
-                "call RPCs with call()"
-            )
-        self._check_namespace(spec)
+        self._check_spec(
+            spec, ChannelSpec, "open a channel", "open_channel() takes a ChannelSpec", "call()"
+        )
         what = f"creation parameter of {endpoint_label(spec)}"
         raw = _encode_input(spec.creation_parameter, creation_parameter, what=what)
         channel_id = self._next_channel_id
@@ -576,7 +566,14 @@ class ClientSession:
             hint = "the session is closed (authentication failed or the connection was lost)"
         raise LocalProtocolError(f"cannot {action} now: {hint}")
 
-    def _check_namespace(self, spec: RpcSpec | ChannelSpec) -> None:
+    def _check_spec(
+        self, spec: RpcSpec | ChannelSpec, kind: type, action: str, takes: str, other: str
+    ) -> None:
+        # Why checked here: a ChannelSpec passed to call() (or the reverse) would otherwise go
+        # out as a frame the server answers with a confusing error.
+        self._require_open(action)
+        if not isinstance(spec, kind):
+            raise LocalProtocolError(f"{takes}, not {type(spec).__name__}; use {other} for that")
         if self._namespace is not None and spec.namespace != self._namespace:
             raise LocalProtocolError(
                 f"{endpoint_label(spec)} belongs to the {spec.namespace!r} namespace; "

@@ -30,6 +30,22 @@ __all__ = [
 SAMPLE_SIZE = 10
 
 
+def _coded(
+    cls: type[LMStudioServerError],
+    title: str,
+    code: str,
+    *,
+    cause: str | None = None,
+    suggestion: str,
+    **display: Any,
+) -> LMStudioServerError:
+    # The clients key on ``displayData.code`` (the error's own ``code`` is informative):
+    # both carry the same value, and the rest of ``displayData`` is the code's payload.
+    return cls(
+        title, cause=cause, suggestion=suggestion, code=code, display_data={"code": code, **display}
+    )
+
+
 def no_model_matching_query(query: ModelQuery, loaded: Sequence[str]) -> LMStudioServerError:
     """No loaded model matches ``query`` (``generic.noModelMatchingQuery``)."""
     wanted = unstructure(query, ModelQuery)
@@ -38,36 +54,32 @@ def no_model_matching_query(query: ModelQuery, loaded: Sequence[str]) -> LMStudi
         cause = f"Loaded models: {', '.join(loaded[:SAMPLE_SIZE])}."
     else:
         cause = "No model is loaded."
-    return LMStudioModelNotFoundError(
+    return _coded(
+        LMStudioModelNotFoundError,
         f"No loaded model matches the query ({described}).",
+        "generic.noModelMatchingQuery",
         cause=cause,
         suggestion="Load the model first (getOrLoad / loadModel), or check its identifier.",
-        code="generic.noModelMatchingQuery",
-        display_data={
-            "code": "generic.noModelMatchingQuery",
-            "query": wanted,
-            "loadedModelsSample": list(loaded[:SAMPLE_SIZE]),
-            "totalLoadedModels": len(loaded),
-        },
+        query=wanted,
+        loadedModelsSample=list(loaded[:SAMPLE_SIZE]),
+        totalLoadedModels=len(loaded),
     )
 
 
 def path_not_found(path: str, available: Sequence[str]) -> LMStudioServerError:
     """No downloaded model has this key or path (``generic.pathNotFound``)."""
-    return LMStudioModelNotFoundError(
+    return _coded(
+        LMStudioModelNotFoundError,
         f"No downloaded model matches {path!r}.",
+        "generic.pathNotFound",
         cause=f"This server offers: {', '.join(available[:SAMPLE_SIZE]) or 'no models'}.",
         suggestion=(
             "Use one of the model keys that `lmsdk ls` or client.system.list_downloaded_models() "
             "lists."
         ),
-        code="generic.pathNotFound",
-        display_data={
-            "code": "generic.pathNotFound",
-            "path": path,
-            "availablePathsSample": list(available[:SAMPLE_SIZE]),
-            "totalModels": len(available),
-        },
+        path=path,
+        availablePathsSample=list(available[:SAMPLE_SIZE]),
+        totalModels=len(available),
     )
 
 
@@ -90,26 +102,24 @@ def images_not_supported(model_key: str) -> LMStudioServerError:
 
 def specific_model_unloaded() -> LMStudioServerError:
     """The instance a handle referred to is gone (``generic.specificModelUnloaded``)."""
-    return LMStudioServerError(
+    return _coded(
+        LMStudioServerError,
         "The model this handle refers to has been unloaded.",
+        "generic.specificModelUnloaded",
         suggestion="Load the model again and use the new handle.",
-        code="generic.specificModelUnloaded",
-        display_data={"code": "generic.specificModelUnloaded"},
     )
 
 
 def domain_mismatch(path: str, actual: str, expected: str) -> LMStudioServerError:
     """The model exists, but is not of this namespace's kind (``generic.domainMismatch``)."""
-    return LMStudioServerError(
+    return _coded(
+        LMStudioServerError,
         f"{path!r} is an {actual} model, not an {expected} model.",
+        "generic.domainMismatch",
         suggestion=f"Use it through the {actual} namespace.",
-        code="generic.domainMismatch",
-        display_data={
-            "code": "generic.domainMismatch",
-            "path": path,
-            "actualDomain": actual,
-            "expectedDomain": expected,
-        },
+        path=path,
+        actualDomain=actual,
+        expectedDomain=expected,
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .._async._keepalive import DEFAULT_KEEPALIVE
@@ -198,10 +197,5 @@ class Client:
     def __enter__(self) -> Self:
         return self.open()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ...protocol.endpoints._spec import ChannelSpec, RpcSpec
 from .._connection import CallContext, ChannelHandler, RpcHandler
@@ -13,6 +13,7 @@ __all__ = ["TABLE", "HandlerTable", "domain_of"]
 
 R = TypeVar("R", bound=RpcHandler)
 C = TypeVar("C", bound=ChannelHandler)
+H = TypeVar("H")
 
 
 class HandlerTable:
@@ -24,27 +25,26 @@ class HandlerTable:
 
     def rpc(self, *specs: RpcSpec) -> Callable[[R], R]:
         """Register the decorated coroutine function as the handler of ``specs``."""
-
-        def register(handler: R) -> R:
-            for spec in specs:
-                self.rpcs[spec.namespace, spec.name] = handler
-            return handler
-
-        return register
+        return _registrar(self.rpcs, specs)
 
     def channel(self, *specs: ChannelSpec) -> Callable[[C], C]:
         """Register the decorated coroutine function as the handler of ``specs``."""
-
-        def register(handler: C) -> C:
-            for spec in specs:
-                self.channels[spec.namespace, spec.name] = handler
-            return handler
-
-        return register
+        return _registrar(self.channels, specs)
 
     def handled(self, namespace: str) -> set[str]:
         """Names of the endpoints of ``namespace`` that have a handler."""
         return {name for ns, name in (*self.rpcs, *self.channels) if ns == namespace}
+
+
+def _registrar(
+    handlers: dict[tuple[str, str], Any], specs: tuple[RpcSpec | ChannelSpec, ...]
+) -> Callable[[H], H]:
+    def register(handler: H) -> H:
+        for spec in specs:
+            handlers[spec.namespace, spec.name] = handler
+        return handler
+
+    return register
 
 
 TABLE = HandlerTable()

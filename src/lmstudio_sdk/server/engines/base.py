@@ -28,7 +28,6 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "ContextLengthState",
     "Domain",
     "EmbeddingEngine",
     "EngineError",
@@ -457,12 +457,7 @@ class _Engine(abc.ABC):
             await self.load()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     def _check_context_length(self, context_length: int | None, default: int) -> int:
@@ -476,6 +471,32 @@ class _Engine(abc.ABC):
                 suggestion=f"Use a value from 1 to {self.facts.max_context_length}.",
             )
         return context_length
+
+
+class ContextLengthState(_Engine):
+    """``loaded``, ``context_length`` and ``aclose`` for an engine whose load state is its
+    context length: ``load`` sets ``_context_length``; ``aclose`` sets it back to ``None``.
+
+    Mix in before :class:`LLMEngine` or :class:`EmbeddingEngine`.
+    """
+
+    _context_length: int | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the engine is loaded."""
+        return self._context_length is not None
+
+    @property
+    def context_length(self) -> int:
+        """The loaded context length in tokens (raises :class:`ModelNotLoadedError`)."""
+        if self._context_length is None:
+            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
+        return self._context_length
+
+    async def aclose(self) -> None:
+        """Unload."""
+        self._context_length = None
 
 
 class LLMEngine(_Engine):

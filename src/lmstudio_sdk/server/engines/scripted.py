@@ -25,7 +25,7 @@ import math
 import re
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -43,6 +43,8 @@ from lmstudio_sdk.server.engines._scripted_script import (
 )
 from lmstudio_sdk.server.engines._templates import check_messages, render_chat_template
 from lmstudio_sdk.server.engines.base import (
+    ContextLengthState,
+    Domain,
     EmbeddingEngine,
     FaultEvent,
     Finished,
@@ -53,7 +55,6 @@ from lmstudio_sdk.server.engines.base import (
     InvalidRequestError,
     LLMEngine,
     ModelFacts,
-    ModelNotLoadedError,
     ProgressCallback,
     PromptProgress,
     PromptTooLongError,
@@ -102,48 +103,39 @@ def _token_id(piece: str) -> int:
 # --- facts ----------------------------------------------------------------------------------
 
 
-def scripted_llm_facts(
-    model_key: str = "scripted-llm", *, max_context_length: int = 32768
+def _scripted_facts(
+    model_key: str, domain: Domain, label: str, size_bytes: int, max_context_length: int
 ) -> ModelFacts:
-    """Model info for a scripted LLM (reported as a small GGUF model that can use tools)."""
     return ModelFacts(
         model_key=model_key,
-        display_name=f"Scripted LLM ({model_key})",
+        display_name=f"Scripted {label} ({model_key})",
         publisher="lmstudio-sdk",
-        domain="llm",
+        domain=domain,
         engine="scripted",
         format="gguf",
         path=f"lmstudio-sdk/scripted/{model_key}.gguf",
         file_path=None,
-        size_bytes=1_000_000,
-        max_context_length=max_context_length,
         architecture="scripted",
         params_string="1M",
         quantization=Quantization("F16", 16),
-        vision=False,
-        trained_for_tool_use=True,
+        size_bytes=size_bytes,
+        max_context_length=max_context_length,
+        trained_for_tool_use=domain == "llm",
     )
+
+
+def scripted_llm_facts(
+    model_key: str = "scripted-llm", *, max_context_length: int = 32768
+) -> ModelFacts:
+    """Model info for a scripted LLM (reported as a small GGUF model that can use tools)."""
+    return _scripted_facts(model_key, "llm", "LLM", 1_000_000, max_context_length)
 
 
 def scripted_embedding_facts(
     model_key: str = "scripted-embedding", *, max_context_length: int = 512
 ) -> ModelFacts:
     """Model info for a scripted embedding model."""
-    return ModelFacts(
-        model_key=model_key,
-        display_name=f"Scripted embedding ({model_key})",
-        publisher="lmstudio-sdk",
-        domain="embedding",
-        engine="scripted",
-        format="gguf",
-        path=f"lmstudio-sdk/scripted/{model_key}.gguf",
-        file_path=None,
-        size_bytes=500_000,
-        max_context_length=max_context_length,
-        architecture="scripted",
-        params_string="1M",
-        quantization=Quantization("F16", 16),
-    )
+    return _scripted_facts(model_key, "embedding", "embedding", 500_000, max_context_length)
 
 
 # --- the LLM engine -------------------------------------------------------------------------
@@ -184,7 +176,37 @@ def _ends_with_tool_result(prompt: str) -> bool:
     return prompt.rfind(_TOOL_TURN) > prompt.rfind(_USER_TURN)
 
 
-class ScriptedEngine(LLMEngine):
+class _ScriptedModel(ContextLengthState):
+    """What both scripted engines do alike: injected faults, scripted load progress, and
+    the fake tokenizer."""
+
+    DEFAULT_CONTEXT_LENGTH: ClassVar[int]
+
+    def __init__(self, facts: ModelFacts, script: Script | None, faults: Faults | None) -> None:
+        self.facts = facts
+        self.script = script if script is not None else Script()
+        self.faults = faults if faults is not None else Faults()
+
+    async def load(
+        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> None:
+        length = self._check_context_length(context_length, self.DEFAULT_CONTEXT_LENGTH)
+        await _apply_faults(self.faults, "load")
+        await _report_load_progress(self.script, progress)
+        self._context_length = length
+
+    async def tokenize(self, text: str) -> list[int]:
+        self.context_length  # noqa: B018 - raises when not loaded
+        await _apply_faults(self.faults, "tokenize")
+        return [_token_id(piece) for piece in fake_token_pieces(text)]
+
+    async def count_tokens(self, text: str) -> int:
+        self.context_length  # noqa: B018
+        await _apply_faults(self.faults, "count_tokens")
+        return len(fake_token_pieces(text))
+
+
+class ScriptedEngine(_ScriptedModel, LLMEngine):
     """A scripted LLM. Generations run concurrently (no model state is shared)."""
 
     DEFAULT_CONTEXT_LENGTH = 4096
@@ -196,44 +218,13 @@ class ScriptedEngine(LLMEngine):
         script: Script | None = None,
         faults: Faults | None = None,
     ) -> None:
-        self.facts = facts if facts is not None else scripted_llm_facts()
-        self.script = script if script is not None else Script()
-        self.faults = faults if faults is not None else Faults()
-        self._context_length: int | None = None
+        super().__init__(facts if facts is not None else scripted_llm_facts(), script, faults)
         self._active: set[_ScriptedStream] = set()
 
-    @property
-    def loaded(self) -> bool:
-        return self._context_length is not None
-
-    @property
-    def context_length(self) -> int:
-        if self._context_length is None:
-            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
-        return self._context_length
-
-    async def load(
-        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
-    ) -> None:
-        length = self._check_context_length(context_length, self.DEFAULT_CONTEXT_LENGTH)
-        await _apply_faults(self.faults, "load")
-        await _report_load_progress(self.script, progress)
-        self._context_length = length
-
     async def aclose(self) -> None:
-        self._context_length = None
+        await super().aclose()
         for stream in list(self._active):
             stream.stop("modelUnloaded")
-
-    async def tokenize(self, text: str) -> list[int]:
-        self.context_length  # noqa: B018 - raises when not loaded
-        await _apply_faults(self.faults, "tokenize")
-        return [_token_id(piece) for piece in fake_token_pieces(text)]
-
-    async def count_tokens(self, text: str) -> int:
-        self.context_length  # noqa: B018
-        await _apply_faults(self.faults, "count_tokens")
-        return len(fake_token_pieces(text))
 
     async def apply_prompt_template(
         self,
@@ -505,7 +496,7 @@ class _ScriptedStream(GenerationStream):
 # --- the embedding engine -------------------------------------------------------------------
 
 
-class ScriptedEmbeddingEngine(EmbeddingEngine):
+class ScriptedEmbeddingEngine(_ScriptedModel, EmbeddingEngine):
     """Deterministic fake embeddings: hashed bag of words, L2-normalised.
 
     Texts that share words are closer than texts that do not, which is enough for tests of
@@ -524,46 +515,12 @@ class ScriptedEmbeddingEngine(EmbeddingEngine):
     ) -> None:
         if dimensions < 1:
             raise InvalidRequestError(f"dimensions must be >= 1, got {dimensions!r}.")
-        self.facts = facts if facts is not None else scripted_embedding_facts()
-        self.script = script if script is not None else Script()
-        self.faults = faults if faults is not None else Faults()
+        super().__init__(facts if facts is not None else scripted_embedding_facts(), script, faults)
         self._dimensions = dimensions
-        self._context_length: int | None = None
-
-    @property
-    def loaded(self) -> bool:
-        return self._context_length is not None
-
-    @property
-    def context_length(self) -> int:
-        if self._context_length is None:
-            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
-        return self._context_length
 
     @property
     def dimensions(self) -> int:
         return self._dimensions
-
-    async def load(
-        self, context_length: int | None = None, *, progress: ProgressCallback | None = None
-    ) -> None:
-        length = self._check_context_length(context_length, self.DEFAULT_CONTEXT_LENGTH)
-        await _apply_faults(self.faults, "load")
-        await _report_load_progress(self.script, progress)
-        self._context_length = length
-
-    async def aclose(self) -> None:
-        self._context_length = None
-
-    async def tokenize(self, text: str) -> list[int]:
-        self.context_length  # noqa: B018
-        await _apply_faults(self.faults, "tokenize")
-        return [_token_id(piece) for piece in fake_token_pieces(text)]
-
-    async def count_tokens(self, text: str) -> int:
-        self.context_length  # noqa: B018
-        await _apply_faults(self.faults, "count_tokens")
-        return len(fake_token_pieces(text))
 
     async def embed(self, text: str) -> list[float]:
         context_length = self.context_length

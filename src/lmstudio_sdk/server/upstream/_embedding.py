@@ -14,7 +14,13 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from ..engines.base import EmbeddingEngine, ModelFacts, ModelNotLoadedError, ProgressCallback
+from ..engines.base import (
+    ContextLengthState,
+    EmbeddingEngine,
+    ModelFacts,
+    ModelNotLoadedError,
+    ProgressCallback,
+)
 from ._pool import UpstreamError, UpstreamPool
 
 __all__ = ["MAX_BATCH", "UpstreamEmbeddingEngine"]
@@ -30,27 +36,16 @@ class _Slot:
     error: BaseException | None = None
 
 
-class UpstreamEmbeddingEngine(EmbeddingEngine):
+class UpstreamEmbeddingEngine(ContextLengthState, EmbeddingEngine):
     """See the module docstring; loading asks for one embedding to learn the dimensions."""
 
     def __init__(self, facts: ModelFacts, pool: UpstreamPool) -> None:
         self.facts = facts
         self._pool = pool
-        self._context: int | None = None
         self._dimensions = 0
         self._queue: list[_Slot] = []
         self.batches_sent = 0
         """How many ``/embeddings`` requests went out (tests check the batching)."""
-
-    @property
-    def loaded(self) -> bool:
-        return self._context is not None
-
-    @property
-    def context_length(self) -> int:
-        if self._context is None:
-            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
-        return self._context
 
     @property
     def dimensions(self) -> int:
@@ -60,23 +55,20 @@ class UpstreamEmbeddingEngine(EmbeddingEngine):
         self, context_length: int | None = None, *, progress: ProgressCallback | None = None
     ) -> None:
         context = self._check_context_length(context_length, self.facts.max_context_length)
-        self._context = context
+        self._context_length = context
         try:
             self._dimensions = len(await self.embed("dimensions"))
         except BaseException:
-            self._context = None
+            self._context_length = None
             raise
         if progress is not None:
             progress(1.0)
-
-    async def aclose(self) -> None:
-        self._context = None
 
     async def tokenize(self, text: str) -> list[int]:
         return await self._pool.tokenize(self.facts.model_key, text)
 
     async def embed(self, text: str) -> list[float]:
-        if self._context is None:
+        if self._context_length is None:
             raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
         slot = _Slot(text)
         self._queue.append(slot)

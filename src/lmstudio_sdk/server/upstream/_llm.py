@@ -24,6 +24,7 @@ from ...protocol.codec import loads
 from ..engines._assembly import StreamAssembler
 from ..engines._templates import render_chat_template
 from ..engines.base import (
+    ContextLengthState,
     EngineError,
     Finished,
     GenerationEvent,
@@ -391,7 +392,7 @@ class _UpstreamStream(GenerationStream):
         return "eosFound"
 
 
-class UpstreamLLMEngine(LLMEngine):
+class UpstreamLLMEngine(ContextLengthState, LLMEngine):
     """A language model one or more upstreams serve (see :mod:`..upstream`).
 
     Loading is a no-op beyond checking the context length (the upstream owns its models);
@@ -401,28 +402,19 @@ class UpstreamLLMEngine(LLMEngine):
     def __init__(self, facts: ModelFacts, pool: UpstreamPool) -> None:
         self.facts = facts
         self._pool = pool
-        self._context: int | None = None
         self._streams: set[_UpstreamStream] = set()
-
-    @property
-    def loaded(self) -> bool:
-        return self._context is not None
-
-    @property
-    def context_length(self) -> int:
-        if self._context is None:
-            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
-        return self._context
 
     async def load(
         self, context_length: int | None = None, *, progress: ProgressCallback | None = None
     ) -> None:
-        self._context = self._check_context_length(context_length, self.facts.max_context_length)
+        self._context_length = self._check_context_length(
+            context_length, self.facts.max_context_length
+        )
         if progress is not None:
             progress(1.0)
 
     async def aclose(self) -> None:
-        self._context = None
+        self._context_length = None
         for stream in list(self._streams):
             stream.stop("modelUnloaded")
 
