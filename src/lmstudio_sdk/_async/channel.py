@@ -11,7 +11,7 @@ Leaving the scope
 Leaving the ``async with`` for any reason before the server ended the channel (end of
 the block, ``break``, an exception, cancellation of an enclosing scope, ``fail_after``,
 ``KeyboardInterrupt``) sends the endpoint's cancel packet (``ChannelSpec.cancel_packet``),
-then waits, shielded and bounded (``drain_timeout``, 5 s by default), for the server's last
+then waits, shielded and bounded (``drain_timeout``, 2 s by default), for the server's last
 packets and its ``channelClose``, and then lets the exception or cancellation go on
 unchanged. Packets that were received but not consumed, including those that arrive
 during that wait (a prediction's final ``success`` with ``stopReason: "userStopped"``),
