@@ -15,6 +15,7 @@ The scripted models (see ``contenders/_common.py`` for the keys):
 * ``bench-stream``: ``stream_n`` fragments ``"tok "``, paced at ``stream_fps`` per second
   (0: as fast as possible);
 * ``bench-stream-paced``: ``paced_n`` fragments paced at ``paced_fps`` per second;
+* ``bench-fast``: one fragment, which ``_fastsource.py`` relays ``n`` times;
 * ``bench-stream-warmup``: 2,000 fragments as fast as possible (warm-up predictions);
 * ``bench-cancel``: 20,000 fragments paced at ``cancel_fps`` per second;
 * ``bench-concurrent``: ``conc_n`` fragments after a ``conc_delay`` second pause (so that
@@ -43,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "contenders"))
 from _common import (
     CANCEL_MODEL,
     CONCURRENT_MODEL,
+    FAST_MODEL,
     FRAGMENT_TEXT,
     LLAMA_MODEL,
     PACED_MODEL,
@@ -97,6 +99,8 @@ def _models(config: dict[str, Any]) -> list[Any]:
             ),
             max_context_length=max(32_768, config["paced_n"] + 1_024),
         ),
+        # One fragment: _fastsource.py sends it n times (see there).
+        scripted_model(FAST_MODEL, script=Script(fragments=(FRAGMENT_TEXT,))),
         scripted_model(
             STREAM_WARMUP_MODEL, script=Script(fragments=(FRAGMENT_TEXT,) * WARMUP_FRAGMENTS)
         ),
