@@ -46,6 +46,7 @@ sys.path.insert(0, str(HERE))
 sys.modules.setdefault("run", sys.modules[__name__])
 import chart  # noqa: E402
 import fast_stream  # noqa: E402
+import testdouble  # noqa: E402
 from _common import (  # noqa: E402
     CANCEL_MODEL,
     CONCURRENT_MODEL,
@@ -97,6 +98,7 @@ FIGURES = (
     "concurrent",
     "llama",
     "codec",
+    "testdouble",
 )
 
 # Workload sizes. The quick mode is a smoke run (CI): small, fast, checks counts only.
@@ -113,6 +115,9 @@ FULL: dict[str, Any] = {
     "paced_samples": 1,
     "fast_samples": 2,
     "fast_warmup": 1,
+    "td_clients": 50,
+    "td_seconds": 10.0,
+    "td_plugin_runs": 5,
     "rpc_count": 2_000,
     "rpc_warmup": 200,
     "rpc_rounds": 3,
@@ -159,6 +164,9 @@ QUICK: dict[str, Any] = {
     "paced_samples": 1,
     "fast_samples": 1,
     "fast_warmup": 0,
+    "td_clients": 50,
+    "td_seconds": 2.0,
+    "td_plugin_runs": 1,
     "rpc_count": 200,
     "rpc_warmup": 20,
     "rpc_rounds": 1,
@@ -682,6 +690,7 @@ BENCHES: dict[str, Callable[[Run], None]] = {
     "concurrent": bench_concurrent,
     "llama": bench_llama,
     "codec": bench_codec,
+    "testdouble": testdouble.bench_testdouble,
 }
 
 
@@ -795,6 +804,7 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
             ratio_row(figure, what, name, official, per, "µs", 0.5)
 
     fast_stream.summarize_fast(run, rows, detail)
+    testdouble.summarize_testdouble(run, rows, detail)
 
     # -- rpc: round trip
     if "rpc" in raw:
