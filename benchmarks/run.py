@@ -824,9 +824,9 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
         detail["rpc"] = table
         what = "listLoaded round trip, median"
         for name, floor in FLOOR.items():
-            ratio_row("rpc", what, name, floor, per, "µs", 1.3)
+            ratio_row("rpc", what, name, floor, per, "µs", 1.15)
         for name, official in OFFICIAL_OF.items():
-            ratio_row("rpc", what, name, official, per, "µs", 0.6)
+            ratio_row("rpc", what, name, official, per, "µs", 0.85)
 
     # -- startup
     if "startup" in raw:
@@ -851,8 +851,8 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
             else "process start to first listLoaded result (host given)"
         )
         for name in OURS_ASYNC:
-            ratio_row("startup", what, name, "official_async", per, "ms", 0.6)
-        ratio_row("startup", what, "ours_sync", "official_sync", per, "ms", 0.6)
+            ratio_row("startup", what, name, "official_async", per, "ms", 0.5)
+        ratio_row("startup", what, "ours_sync", "official_sync", per, "ms", 0.5)
 
     # -- cancel
     if "cancel" in raw:
