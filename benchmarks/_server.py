@@ -4,7 +4,8 @@ Started by ``benchmarks/run.py`` as ``python benchmarks/_server.py '<json config
 prints ``READY {"port": ..., "models": [...]}`` once it listens, then answers commands on
 stdin, one per line, each with one line ``OK <json>`` (or ``ERR <text>``):
 
-* ``preload KEY...``: load the models (over the wire, with ``getOrLoad``, as a client would);
+* ``preload KEY...``: load the models not loaded yet (over the wire, with ``loadModel``,
+  as ``lms load`` does: explicit loads, which no JIT load evicts);
 * ``stats``: ``{"open_predict": n, "peak_open_predict": n, "predictions": n,
   "open_channels": n, "peak_open_channels": n}``;
 * ``reset``: zero the peak and the count;
@@ -15,6 +16,7 @@ The scripted models (see ``contenders/_common.py`` for the keys):
 * ``bench-stream``: ``stream_n`` fragments ``"tok "``, paced at ``stream_fps`` per second
   (0: as fast as possible);
 * ``bench-stream-paced``: ``paced_n`` fragments paced at ``paced_fps`` per second;
+* ``bench-fast``: one fragment, which ``_fastsource.py`` relays ``n`` times;
 * ``bench-stream-warmup``: 2,000 fragments as fast as possible (warm-up predictions);
 * ``bench-cancel``: 20,000 fragments paced at ``cancel_fps`` per second;
 * ``bench-concurrent``: ``conc_n`` fragments after a ``conc_delay`` second pause (so that
@@ -43,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "contenders"))
 from _common import (
     CANCEL_MODEL,
     CONCURRENT_MODEL,
+    FAST_MODEL,
     FRAGMENT_TEXT,
     LLAMA_MODEL,
     PACED_MODEL,
@@ -97,6 +100,8 @@ def _models(config: dict[str, Any]) -> list[Any]:
             ),
             max_context_length=max(32_768, config["paced_n"] + 1_024),
         ),
+        # One fragment: _fastsource.py sends it n times (see there).
+        scripted_model(FAST_MODEL, script=Script(fragments=(FRAGMENT_TEXT,))),
         scripted_model(
             STREAM_WARMUP_MODEL, script=Script(fragments=(FRAGMENT_TEXT,) * WARMUP_FRAGMENTS)
         ),
@@ -124,7 +129,11 @@ def _models(config: dict[str, Any]) -> list[Any]:
 
 
 async def _preload(port: int, keys: list[str], contexts: dict[str, int]) -> None:
-    """Load models the way a client does: ``getOrLoad`` on ``/llm``."""
+    """Load models the way ``lms load`` does: ``loadModel`` on ``/llm``.
+
+    Not ``getOrLoad``: the server evicts earlier JIT (``getOrLoad``) loads when it makes a
+    new one, as LM Studio does, and the raw floors need every model loaded at once.
+    """
     from websockets.asyncio.client import connect
 
     async with connect(
@@ -150,9 +159,10 @@ async def _preload(port: int, keys: list[str], contexts: dict[str, int]) -> None
                 json.dumps(
                     {
                         "type": "channelCreate",
-                        "endpoint": "getOrLoad",
+                        "endpoint": "loadModel",
                         "channelId": channel_id,
                         "creationParameter": {
+                            "modelKey": key,
                             "identifier": key,
                             "loadConfigStack": {
                                 "layers": [
@@ -196,7 +206,8 @@ async def main() -> None:
                     server.stats.reset()
                     reply = {}
                 elif command == "preload":
-                    await _preload(server.port, args, contexts)
+                    loaded = set(server.loaded_identifiers())
+                    await _preload(server.port, [k for k in args if k not in loaded], contexts)
                     reply = {"loaded": server.loaded_identifiers()}
                 else:
                     raise ValueError(f"unknown command {command!r}")

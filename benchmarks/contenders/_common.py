@@ -57,6 +57,8 @@ PACED_MODEL = "bench-stream-paced"
 CANCEL_MODEL = "bench-cancel"
 CONCURRENT_MODEL = "bench-concurrent"
 LLAMA_MODEL = "smollm2-135m-instruct"
+#: One fragment, which ``benchmarks/_fastsource.py`` multiplies (the fast stream source).
+FAST_MODEL = "bench-fast"
 
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 

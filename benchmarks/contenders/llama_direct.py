@@ -21,7 +21,7 @@ def llama(spec: dict[str, Any]) -> dict[str, Any]:
     import llama_cpp
 
     from lmstudio_sdk.server.engines._models import smollm2_gguf_path
-    from lmstudio_sdk.server.engines.base import render_chat_template
+    from lmstudio_sdk.server.engines._templates import render_chat_template
 
     path = smollm2_gguf_path()
     if path is None:

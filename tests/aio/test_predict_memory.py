@@ -508,7 +508,9 @@ class Latency:
         self.calls += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        await anyio.sleep(0.05 / self.calls)  # server latency, not a wait for something
+        # Server latency (not a wait for something): long enough for a whole batch of requests
+        # to be in flight together, shorter for later calls so that they finish first.
+        await anyio.sleep(0.2 + 0.05 / self.calls)
         self.in_flight -= 1
         return self.answer(parameter.input_string)
 
@@ -517,6 +519,7 @@ class Latency:
 async def test_tokenize_and_embed_lists_run_concurrently_bounded_and_in_order(
     anyio_backend: Any,
 ) -> None:
+    from lmstudio_sdk._async.handles import MAX_CONCURRENT_REQUESTS as LIMIT
     from lmstudio_sdk.protocol.endpoints import embedding, shared
 
     server = fake_server()
@@ -529,14 +532,14 @@ async def test_tokenize_and_embed_lists_run_concurrently_bounded_and_in_order(
     server.channels["embedding.getOrLoad"] = embedding_loaded
     server.rpc["llm.tokenize"] = tokenize
     server.rpc["embedding.embedString"] = embed
-    texts = ["x" * n for n in range(1, 21)]
+    texts = ["x" * n for n in range(1, LIMIT + 9)]
     async with connected(server) as client:
         model = await client.llm.model(MODEL)
-        assert await model.tokenize(texts) == [[n] for n in range(1, 21)]
+        assert await model.tokenize(texts) == [[n] for n in range(1, LIMIT + 9)]
         embedder = await client.embedding.model("minilm")
-        assert await embedder.embed(texts) == [[float(n), 0.5] for n in range(1, 21)]
-    assert tokenize.calls == embed.calls == 20
-    assert tokenize.max_in_flight == embed.max_in_flight == 8  # concurrent, and bounded
+        assert await embedder.embed(texts) == [[float(n), 0.5] for n in range(1, LIMIT + 9)]
+    assert tokenize.calls == embed.calls == LIMIT + 8
+    assert tokenize.max_in_flight == embed.max_in_flight == LIMIT  # concurrent, and bounded
 
 
 async def test_a_failing_item_fails_the_list_with_that_error() -> None:

@@ -106,6 +106,29 @@ async def test_same_vectors_as_sentence_transformers(minilm: SentenceEngine) -> 
 
 
 @pytest.mark.model
+async def test_concurrent_requests_are_batched_with_the_same_vectors(
+    minilm: SentenceEngine,
+) -> None:
+    import anyio
+
+    # Texts of very different lengths (so padding and length grouping are exercised).
+    texts = [*TEXTS, *(f"sentence number {i} about a cat on a mat" for i in range(20))]
+    alone = [await minilm.embed(text) for text in texts]
+    batches_before = minilm.batches
+    together: list[list[float]] = [[] for _ in texts]
+
+    async def one(index: int) -> None:
+        together[index] = await minilm.embed(texts[index])
+
+    async with anyio.create_task_group() as tg:
+        for index in range(len(texts)):
+            tg.start_soon(one, index)
+    assert minilm.batches - batches_before < len(texts) // 2  # really batched
+    for text, a, b in zip(texts, alone, together, strict=True):
+        assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5, text
+
+
+@pytest.mark.model
 async def test_tokenize_uses_the_model_vocabulary(minilm: SentenceEngine) -> None:
     vocab = (Path(minilm.facts.file_path or "").parent / "vocab.txt").read_text().splitlines()
     ids = await minilm.tokenize("Hello world")

