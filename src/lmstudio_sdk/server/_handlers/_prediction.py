@@ -192,6 +192,15 @@ def read_prediction_config(
         request[field] = None if value is False else float(value)
         used[_key(name)] = _checkbox_used(read, name, value, 0)
 
+    if read.has("presence_penalty"):
+        presence = read("presence_penalty")
+        request["presence_penalty"] = None if presence is False else float(presence)
+        used[_key("presence_penalty")] = _checkbox_used(read, "presence_penalty", presence, 0)
+
+    if read.has("context_overflow_policy"):
+        request["context_overflow"] = read("context_overflow_policy")
+        used[_key("context_overflow_policy")] = request["context_overflow"]
+
     if read.has("seed"):
         seed = read("seed")
         if seed is not False:
