@@ -1,0 +1,73 @@
+"""Tool calls from the real SmolLM2 through our server, as each client's ``act()`` sees them.
+
+SmolLM2 has no native tool-call tokens; the server gives it LM Studio's treatment (a tool-use
+prompt and a grammar admitting text or one call). The official clients run the same scripts
+as through the gateway (``gateway_extras.py`` / ``.mjs``: structured output, then ``act()``
+with an ``add`` tool); our SDK runs ``act()`` in-process. Each asserts the tool really ran
+with integer arguments, and the loop ended after the model's answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from test_interop import LLM_KEY, TEST_TIMEOUT, run_passing_scenario
+
+pytestmark = [pytest.mark.interop, pytest.mark.model]
+
+HERE = Path(__file__).resolve().parent
+
+
+def _check(summary: dict[str, Any], client_log: list[Any]) -> None:
+    assert summary["structured"] in ({"answer": "yes"}, {"answer": "no"})
+    assert len(summary["toolCalls"]) >= 1, summary
+    assert all(isinstance(x, int) for call in summary["toolCalls"] for x in call)
+    assert summary["rounds"] == 2
+    assert client_log == [], f"the official client logged warnings/errors: {client_log}"
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_python_client_act_calls_the_tool(
+    interop_server: Any, python_client_command: list[str]
+) -> None:
+    host = urlsplit(interop_server.url).netloc
+    command = [python_client_command[0], str(HERE / "gateway_extras.py")]
+    summary = run_passing_scenario([*command, "--host", host, "--llm", LLM_KEY])
+    _check(summary, summary["clientLog"])
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_js_client_act_calls_the_tool(
+    interop_server: Any, js_client_command: list[str]
+) -> None:
+    command = [js_client_command[0], str(HERE / "gateway_extras.mjs")]
+    summary = run_passing_scenario([*command, "--base-url", interop_server.url, "--llm", LLM_KEY])
+    _check(summary, summary["sdkLog"])
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+async def test_our_sdk_act_calls_the_tool(interop_server: Any) -> None:
+    from lmstudio_sdk import AsyncClient
+
+    calls: list[tuple[int, int]] = []
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        calls.append((a, b))
+        return a + b
+
+    async with AsyncClient(interop_server.url) as client:
+        model = await client.llm.model(LLM_KEY)
+        result = await model.act(
+            "Use the add tool to add 2 and 3.",
+            [add],
+            max_prediction_rounds=2,
+            temperature=0,
+            max_tokens=40,
+        )
+    assert calls, "the model did not call the tool"
+    assert all(isinstance(x, int) for call in calls for x in call)
+    assert result.rounds == 2
