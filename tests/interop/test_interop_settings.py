@@ -7,7 +7,6 @@ Neither official client's stats carry the stop string; our SDK's do. Seeds and g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,17 +19,23 @@ pytestmark = [pytest.mark.interop, pytest.mark.model]
 @pytest.fixture(scope="module")
 def results(
     interop_server: Any, python_client_command: list[str], js_client_command: list[str]
-) -> Iterator[dict[str, Any]]:
+) -> dict[str, Any]:
     host = urlsplit(interop_server.url).netloc
     command = [python_client_command[0], str(HERE / "official_settings.py")]
     summary = run_passing_scenario([*command, "--host", host, "--llm", LLM_KEY])
     assert summary["clientLog"] == [], summary["clientLog"]
     js = run_passing_scenario(
-        [js_client_command[0], str(HERE / "official_settings.mjs"), "--base-url", interop_server.url, "--llm", LLM_KEY]
+        [
+            js_client_command[0],
+            str(HERE / "official_settings.mjs"),
+            "--base-url",
+            interop_server.url,
+            "--llm",
+            LLM_KEY,
+        ]
     )
     assert js["sdkLog"] == [], js["sdkLog"]
-    yield {**summary["results"], "js": js["results"]}
-
+    return {**summary["results"], "js": js["results"]}
 
 
 @pytest.mark.timeout(TEST_TIMEOUT)

@@ -40,9 +40,9 @@ def test_defaults_leave_them_off() -> None:
 
 def test_a_whole_float_is_taken_for_an_integer_setting() -> None:
     assert read_prediction_config(stack({P + "topKSampling": 40.0})).request["top_k"] == 40
-    with pytest.raises(LMStudioServerError, match="topKSampling: 4.5"):
+    with pytest.raises(LMStudioServerError, match=r"topKSampling: 4\.5"):
         read_prediction_config(stack({P + "topKSampling": 4.5}))
-    with pytest.raises(LMStudioServerError, match="topKSampling: 900.0"):
+    with pytest.raises(LMStudioServerError, match=r"topKSampling: 900\.0"):
         read_prediction_config(stack({P + "topKSampling": 900.0}))
 
 

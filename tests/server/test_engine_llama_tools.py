@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 import pytest
+from test_engine_llama import _require_model, finished, run, smollm, text_of
 
 from lmstudio_sdk.server.engines import (
-    Finished,
     GenerationEvent,
     GenerationRequest,
     PromptTooLongError,
@@ -24,10 +24,13 @@ from lmstudio_sdk.server.engines._llama_tools import (
     ToolCallSplitter,
     tool_use_messages,
 )
-from lmstudio_sdk.server.engines.base import ToolCallEnd, ToolCallFailed, ToolCallName, ToolCallStart
+from lmstudio_sdk.server.engines.base import (
+    ToolCallEnd,
+    ToolCallFailed,
+    ToolCallName,
+    ToolCallStart,
+)
 from lmstudio_sdk.server.engines.llama import LlamaEngine
-
-from test_engine_llama import _require_model, finished, run, smollm, text_of
 
 __all__ = ["smollm"]
 
@@ -55,7 +58,11 @@ def test_tool_prompt_lists_the_tools_and_writes_earlier_calls_as_text() -> None:
                 "role": "assistant",
                 "content": "",
                 "tool_calls": [
-                    {"id": "1", "type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}
+                    {
+                        "id": "1",
+                        "type": "function",
+                        "function": {"name": "add", "arguments": {"a": 2, "b": 3}},
+                    }
                 ],
             },
             {"role": "tool", "content": "5", "tool_call_id": "1", "name": "add"},
@@ -65,7 +72,10 @@ def test_tool_prompt_lists_the_tools_and_writes_earlier_calls_as_text() -> None:
     assert messages[0]["role"] == "system"
     assert messages[0]["content"].startswith("Be brief.")
     assert '"name": "add"' in messages[0]["content"]
-    assert messages[2]["content"] == TOOL_CALL_START + '\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+    assert (
+        messages[2]["content"]
+        == TOOL_CALL_START + '\n{"name": "add", "arguments": {"a": 2, "b": 3}}\n</tool_call>'
+    )
     assert "tool_calls" not in messages[2]
     assert messages[3] == {"role": "tool", "content": "5"}
 
@@ -76,27 +86,35 @@ def _pieces(*texts: str) -> list[TokenPiece]:
 
 def test_splitter_turns_a_call_into_events_and_text_into_text() -> None:
     splitter = ToolCallSplitter()
-    events = splitter.feed(_pieces("<tool", '_call>\n{"name": "add", "arg', 'uments": {"a": 1, "b": 2}}'))
+    events = splitter.feed(
+        _pieces("<tool", '_call>\n{"name": "add", "arg', 'uments": {"a": 1, "b": 2}}')
+    )
     events += splitter.feed(_pieces("\n</tool_call>"))
     events += splitter.finish()
     assert isinstance(events[0], ToolCallStart)
     assert [e.name for e in events if isinstance(e, ToolCallName)] == ["add"]
     assert events[-1] == ToolCallEnd(
-        "add", {"a": 1, "b": 2}, raw_content='<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
+        "add",
+        {"a": 1, "b": 2},
+        raw_content='<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>',
     )
     assert splitter.called
 
     text = ToolCallSplitter()
     assert text.feed(_pieces("Hello", " <b>")) == _pieces("Hello", " <b>")
-    assert text.finish() == [] and not text.called
+    assert text.finish() == []
+    assert not text.called
 
     broken = ToolCallSplitter()
     broken.feed(_pieces('<tool_call>{"name": "add", "argu'))
     (failed,) = broken.finish()[-1:]
-    assert isinstance(failed, ToolCallFailed) and not broken.called
+    assert isinstance(failed, ToolCallFailed)
+    assert not broken.called
 
 
-async def _call(engine: LlamaEngine, messages: list[dict[str, Any]], **settings: Any) -> list[GenerationEvent]:
+async def _call(
+    engine: LlamaEngine, messages: list[dict[str, Any]], **settings: Any
+) -> list[GenerationEvent]:
     prompt = await engine.apply_prompt_template(messages, tools=[ADD])
     request = GenerationRequest(
         prompt=prompt, messages=messages, tools=[ADD], temperature=0, max_tokens=60, **settings
@@ -106,14 +124,19 @@ async def _call(engine: LlamaEngine, messages: list[dict[str, Any]], **settings:
 
 @pytest.mark.model
 @pytest.mark.parametrize("choice", ["auto", "required"])
-async def test_smollm2_calls_the_tool_with_parseable_arguments(smollm: LlamaEngine, choice: str) -> None:
+async def test_smollm2_calls_the_tool_with_parseable_arguments(
+    smollm: LlamaEngine, choice: str
+) -> None:
     events = await _call(smollm, ASK, tool_choice=choice)
     calls = [e for e in events if isinstance(e, ToolCallEnd)]
     assert len(calls) == 1, events
     assert calls[0].name == "add"
     assert set(calls[0].arguments) == {"a", "b"}
     assert all(isinstance(v, int) for v in calls[0].arguments.values())
-    assert json.loads(calls[0].raw_content.split("\n")[1]) == {"name": "add", "arguments": dict(calls[0].arguments)}
+    assert json.loads(calls[0].raw_content.split("\n")[1]) == {
+        "name": "add",
+        "arguments": dict(calls[0].arguments),
+    }
     assert finished(events).stop_reason == "toolCalls"
     assert text_of(events) == ""
 
@@ -125,7 +148,13 @@ async def test_after_the_tool_result_the_model_answers_in_text(smollm: LlamaEngi
         {
             "role": "assistant",
             "content": "",
-            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 3}}}],
+            "tool_calls": [
+                {
+                    "id": "1",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": {"a": 2, "b": 3}},
+                }
+            ],
         },
         {"role": "tool", "content": "5", "tool_call_id": "1", "name": "add"},
     ]
@@ -140,7 +169,9 @@ async def test_presence_penalty_changes_the_greedy_reply(smollm: LlamaEngine) ->
     prompt = await smollm.apply_prompt_template(
         [{"role": "user", "content": "Write the word cat ten times."}]
     )
-    plain = text_of(await run(smollm, GenerationRequest(prompt=prompt, temperature=0, max_tokens=24)))
+    plain = text_of(
+        await run(smollm, GenerationRequest(prompt=prompt, temperature=0, max_tokens=24))
+    )
     penalised = text_of(
         await run(
             smollm,
@@ -160,12 +191,16 @@ async def test_context_overflow_policies() -> None:
         n_ctx = engine.context_length
         too_long = " ".join(str(i) for i in range(1, 400))
         with pytest.raises(PromptTooLongError):
-            async with engine.generate(GenerationRequest(prompt=too_long, context_overflow="stopAtLimit")):
+            async with engine.generate(
+                GenerationRequest(prompt=too_long, context_overflow="stopAtLimit")
+            ):
                 pass
         for policy in ("rollingWindow", "truncateMiddle"):
             events = await run(
                 engine,
-                GenerationRequest(prompt=too_long, temperature=0, max_tokens=8, context_overflow=policy),
+                GenerationRequest(
+                    prompt=too_long, temperature=0, max_tokens=8, context_overflow=policy
+                ),
             )
             done = finished(events)
             assert done.prompt_tokens < n_ctx, policy
@@ -177,7 +212,9 @@ async def test_context_overflow_policies() -> None:
         for policy in ("rollingWindow", "truncateMiddle"):
             events = await run(
                 engine,
-                GenerationRequest(prompt=counting, temperature=0, max_tokens=40, context_overflow=policy),
+                GenerationRequest(
+                    prompt=counting, temperature=0, max_tokens=40, context_overflow=policy
+                ),
             )
             done = finished(events)
             assert done.stop_reason != "contextLengthReached", policy

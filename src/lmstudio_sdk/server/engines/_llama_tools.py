@@ -81,9 +81,7 @@ def tool_use_messages(
         calls = entry.pop("tool_calls", None)
         if calls:
             texts = [
-                _call_text(
-                    str(call["function"]["name"]), call["function"].get("arguments", {})
-                )
+                _call_text(str(call["function"]["name"]), call["function"].get("arguments", {}))
                 for call in calls
             ]
             entry["content"] = "\n".join(filter(None, [str(entry.get("content") or ""), *texts]))
@@ -137,7 +135,7 @@ def tool_use_grammar(tools: Sequence[Mapping[str, Any]], *, required: bool) -> s
         for line in lines
     ]
     call = f'"{TOOL_CALL_START}" "\\n"? call-json "\\n"? "{TOOL_CALL_END}"'
-    root = "root ::= tool-call" if required else 'root ::= tool-call | ([^<] free-text)?'
+    root = "root ::= tool-call" if required else "root ::= tool-call | ([^<] free-text)?"
     rules = [root, f"tool-call ::= {call}", "free-text ::= [^\\x00]*", *lines]
     return "\n".join(rules) + "\n"
 

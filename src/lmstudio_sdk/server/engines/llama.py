@@ -312,7 +312,7 @@ class LlamaEngine(LLMEngine):
         self._require_llm()
         grammar = _grammar_text(request)
         splitter: ToolCallSplitter | None = None
-        after_results = bool(request.messages) and request.messages[-1]["role"] == "tool"
+        after_results = bool(request.messages and request.messages[-1]["role"] == "tool")
         if (
             grammar is None
             and request.tools
