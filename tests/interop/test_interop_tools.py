@@ -9,6 +9,9 @@ with integer arguments, and the loop ended after the model's answer.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,3 +74,23 @@ async def test_our_sdk_act_calls_the_tool(interop_server: Any) -> None:
     assert calls, "the model did not call the tool"
     assert all(isinstance(x, int) for call in calls for x in call)
     assert result.rounds == 2
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_the_tool_calling_example_really_calls_a_tool(interop_server: Any) -> None:
+    example = HERE.parent.parent / "examples" / "tool_calling.py"
+    env = {**os.environ, "LMSTUDIO_HOST": interop_server.url, "NO_PROXY": "127.0.0.1"}
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        capture_output=True,
+        text=True,
+        timeout=TEST_TIMEOUT,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(
+        line.startswith(("assistant: calls add(", "assistant: calls weather(")) for line in lines
+    )
+    assert any(line.startswith(("tool add: ", "tool weather: ")) for line in lines), done.stdout
