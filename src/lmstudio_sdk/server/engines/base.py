@@ -225,7 +225,8 @@ class GenerationRequest:
     unchecked checkbox); ``max_tokens=None`` means "until EOS or the context is full";
     ``seed=None`` means a random seed. ``json_schema`` / ``gbnf_grammar`` constrain the output
     (structured output). ``tools`` are ``LLMTool`` dicts (``{"type": "function",
-    "function": {...}}``); only the scripted engine turns them into tool-call events.
+    "function": {...}}``); the scripted engine and the llama engine (``_llama_tools``) turn them
+    into tool-call events.
     ``reasoning=None`` turns reasoning classification off (every piece is ``"none"``).
     ``tool_choice="required"`` (LM Studio's ``toolChoice`` mode) asks for a tool call.
     ``presence_penalty=None`` is off. ``context_overflow`` is what happens when the prompt or
