@@ -94,3 +94,15 @@ def test_the_tool_calling_example_really_calls_a_tool(interop_server: Any) -> No
         line.startswith(("assistant: calls add(", "assistant: calls weather(")) for line in lines
     )
     assert any(line.startswith(("tool add: ", "tool weather: ")) for line in lines), done.stdout
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_a_catalogue_model_reported_as_trained_for_tools_calls_them_too(
+    catalog_server: Any, python_client_command: list[str]
+) -> None:
+    # The example catalogue reports SmolLM2 as `llama-3.2-1b-instruct`, trained for tool use;
+    # its chat template still knows no tools, so it gets the same tool-use prompt.
+    host = urlsplit(catalog_server.url).netloc
+    command = [python_client_command[0], str(HERE / "gateway_extras.py")]
+    summary = run_passing_scenario([*command, "--host", host, "--llm", "llama-3.2-1b-instruct"])
+    _check(summary, summary["clientLog"])

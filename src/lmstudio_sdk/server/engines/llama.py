@@ -187,6 +187,7 @@ class LlamaEngine(LLMEngine):
         self._llm: Any = None
         self._lock: anyio.Lock | None = None
         self._template = _FALLBACK_TEMPLATE
+        self._native_tools = False
         self._bos_text = ""
         self._eos_text = ""
         self._active: set[_Control] = set()
@@ -233,6 +234,9 @@ class LlamaEngine(LLMEngine):
             ) from exc
         metadata = llm.metadata
         self._template = metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE
+        # Whether the chat template itself writes tools (the reported trainedForToolUse flag
+        # may be set by a catalogue for a model that has no such template).
+        self._native_tools = "tools" in self._template
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._bos_text = _token_text(llama_cpp, vocab, llm.token_bos())
         self._eos_text = _token_text(llama_cpp, vocab, llm.token_eos())
@@ -292,7 +296,7 @@ class LlamaEngine(LLMEngine):
         template: str | None = None,
     ) -> str:
         self._require_llm()
-        if tools and not self.facts.trained_for_tool_use:
+        if tools and not self._native_tools:
             # No native tool format: the tools go into a tool-use system prompt (LM Studio's
             # way), and generate() constrains the reply to text or one call.
             messages, tools = tool_use_messages(messages, tools), None
@@ -316,7 +320,7 @@ class LlamaEngine(LLMEngine):
         if (
             grammar is None
             and request.tools
-            and not self.facts.trained_for_tool_use
+            and not self._native_tools
             and (request.tool_choice == "required" or not after_results)
         ):
             # A small model neither starts a call of its own accord nor stops calling once
