@@ -3,7 +3,10 @@
 Type hints and docstrings describe the tools to the model. Tools start as soon as the model
 has written the call (while it keeps generating), several at once; a tool that raises
 becomes an error message for the model. Needs a running LM Studio (or ``lmsdk serve``)
-with a model trained for tool use (``LMSTUDIO_MODEL``).
+with a model that can use tools (``LMSTUDIO_MODEL``). The local server's SmolLM2-135M, too
+small to decide for itself, is steered as LM Studio steers models without native tool
+calls (a tool-use prompt and a grammar): it calls one tool, with its own (often wrong)
+guess at the arguments, then answers.
 """
 
 from __future__ import annotations

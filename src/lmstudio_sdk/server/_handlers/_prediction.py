@@ -126,8 +126,21 @@ class _Reader:
         try:
             return PREDICTION_OPTIONS[name].read(name, value)
         except ValueError as exc:
+            # The official Python client types topKSampling as a float (sends 40.0); LM
+            # Studio takes a whole float for an integer setting.
+            if isinstance(value, float) and value.is_integer():
+                return self._integral(name, int(value), exc)
             raise bad_request(
                 f"Invalid value for {_key(name)}: {describe(value)}.", cause=f"{exc}."
+            ) from None
+
+    def _integral(self, name: str, value: int, original: ValueError) -> Any:
+        try:
+            return PREDICTION_OPTIONS[name].read(name, value)
+        except ValueError:
+            raise bad_request(
+                f"Invalid value for {_key(name)}: {describe(float(value))}.",
+                cause=f"{original}.",
             ) from None
 
 
@@ -180,7 +193,7 @@ def read_prediction_config(
         request["max_tokens"] = None if max_tokens == -1 else max_tokens
     used[_key("max_tokens")] = _checkbox_used(read, "max_tokens", max_tokens, 1000)
 
-    request["top_k"] = max(0, read("top_k_sampling"))  # <= 0: no top-k filtering
+    request["top_k"] = max(0, int(read("top_k_sampling")))  # <= 0: no top-k filtering
     used[_key("top_k_sampling")] = read.wire("top_k_sampling")
 
     for name, field in (
@@ -191,6 +204,15 @@ def read_prediction_config(
         value = read(name)
         request[field] = None if value is False else float(value)
         used[_key(name)] = _checkbox_used(read, name, value, 0)
+
+    if read.has("presence_penalty"):
+        presence = read("presence_penalty")
+        request["presence_penalty"] = None if presence is False else float(presence)
+        used[_key("presence_penalty")] = _checkbox_used(read, "presence_penalty", presence, 0)
+
+    if read.has("context_overflow_policy"):
+        request["context_overflow"] = read("context_overflow_policy")
+        used[_key("context_overflow_policy")] = request["context_overflow"]
 
     if read.has("seed"):
         seed = read("seed")

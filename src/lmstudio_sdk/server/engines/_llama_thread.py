@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import collections
 import ctypes
+import functools
 import json
 import threading
 import time
@@ -20,6 +21,7 @@ import anyio.to_thread
 import sniffio
 
 from lmstudio_sdk.server.engines._assembly import StreamAssembler
+from lmstudio_sdk.server.engines._llama_tools import ToolCallSplitter
 from lmstudio_sdk.server.engines.base import (
     EngineUnavailableError,
     Finished,
@@ -240,6 +242,33 @@ def _reuse_cached_prefix(llm: Any, tokens: Sequence[int]) -> int:
     return n
 
 
+def _fit_prompt(tokens: list[int], n_ctx: int, policy: str) -> list[int]:
+    """A prompt longer than the context, cut to three quarters of it (room for the reply).
+
+    ``rollingWindow`` keeps the end (the most recent messages); ``truncateMiddle`` keeps
+    the start (system prompt, first message) and the end, as LM Studio does.
+    """
+    keep = max(2, n_ctx * 3 // 4)
+    if policy == "rollingWindow":
+        return [tokens[0], *tokens[len(tokens) - keep + 1 :]]  # the first token: BOS
+    head = keep // 2
+    return [*tokens[:head], *tokens[len(tokens) - (keep - head) :]]
+
+
+def _shift_context(llm: Any, n_keep: int) -> bool:
+    """Free half of the context after its first ``n_keep`` tokens (llama.cpp's context
+    shift), so the reply can go on; ``False`` if the model cannot drop part of its state."""
+    n_tokens = int(llm.n_tokens)
+    n_discard = (n_tokens - n_keep) // 2
+    if n_discard <= 0 or not llm._ctx.kv_cache_seq_rm(0, n_keep, n_keep + n_discard):
+        return False
+    llm._ctx.kv_cache_seq_shift(0, n_keep + n_discard, n_tokens, -n_discard)
+    ids = llm.input_ids
+    ids[n_keep : n_tokens - n_discard] = ids[n_keep + n_discard : n_tokens].copy()
+    llm.n_tokens = n_tokens - n_discard
+    return True
+
+
 def _decode(
     llm: Any,
     request: GenerationRequest,
@@ -247,8 +276,13 @@ def _decode(
     grammar_text: str | None,
     emit: Callable[[GenerationEvent], None],
     control: _Control,
+    splitter: ToolCallSplitter | None = None,
 ) -> None:
-    """The whole generation, in a worker thread. Every event goes through ``emit``."""
+    """The whole generation, in a worker thread. Every event goes through ``emit``.
+
+    With a ``splitter`` (tools offered to a model without native tool calls), the pieces
+    become text or tool-call events.
+    """
     llama_cpp = _import_llama_cpp()
     from llama_cpp.llama_grammar import LlamaGrammar
 
@@ -305,17 +339,19 @@ def _decode(
     stop_string: str | None = None
     # The whole prompt is evaluated, so generate() samples at once; it evaluates each token
     # only when asked for the next one, so breaking out stops llama.cpp immediately.
-    tokens = llm.generate(
-        prompt_tokens,
+    sample = functools.partial(
+        llm.generate,
         temp=request.temperature,
         top_k=request.top_k,
         top_p=1.0 if request.top_p is None else request.top_p,
         min_p=0.0 if request.min_p is None else request.min_p,
         repeat_penalty=1.0 if request.repeat_penalty is None else request.repeat_penalty,
+        presence_penalty=request.presence_penalty or 0.0,
         grammar=grammar,
     )
+    tokens = sample(prompt_tokens)
     try:
-        for token in tokens:
+        while (token := next(tokens, None)) is not None:
             if first_token_time is None:
                 first_token_time = time.perf_counter()
             if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -323,8 +359,8 @@ def _decode(
             predicted += 1
             # A multi-byte character may span tokens: the incremental decoder holds its start.
             pieces, stop_string = assembler.feed(utf8.decode(_token_bytes(llama_cpp, vocab, token)))
-            for piece in pieces:
-                emit(piece)
+            for event in splitter.feed(pieces) if splitter else pieces:
+                emit(event)
             if stop_string is not None:
                 reason = "stopStringFound"
                 break
@@ -335,8 +371,21 @@ def _decode(
                 reason = "maxPredictedTokensReached"
                 break
             if int(llm.n_tokens) + 1 >= n_ctx:
-                reason = "contextLengthReached"
-                break
+                # rollingWindow forgets the oldest tokens (all but BOS), truncateMiddle
+                # those after the prompt's first half; stopAtLimit stops. A grammar's state
+                # cannot survive the restart of llama.cpp's generator: it stops too.
+                n_keep = 1 if request.context_overflow == "rollingWindow" else total // 2
+                if (
+                    request.context_overflow == "stopAtLimit"
+                    or grammar is not None
+                    or not _shift_context(llm, n_keep)
+                ):
+                    reason = "contextLengthReached"
+                    break
+                # The generator's own position counter is stale now: start it afresh on
+                # the shifted context (its prefix is cached; only `token` is evaluated).
+                tokens.close()
+                tokens = sample([*llm.input_ids[: int(llm.n_tokens)].tolist(), token])
     finally:
         tokens.close()
     if stop_string is None:
@@ -345,6 +394,11 @@ def _decode(
             reason = "stopStringFound"
         else:
             pieces.extend(assembler.flush())
-        for piece in pieces:
-            emit(piece)
+        for event in splitter.feed(pieces) if splitter else pieces:
+            emit(event)
+    if splitter is not None:
+        for event in splitter.finish():
+            emit(event)
+        if splitter.called and reason == "eosFound":
+            reason = "toolCalls"
     emit(finish(reason, stop_string))

@@ -225,9 +225,12 @@ class GenerationRequest:
     unchecked checkbox); ``max_tokens=None`` means "until EOS or the context is full";
     ``seed=None`` means a random seed. ``json_schema`` / ``gbnf_grammar`` constrain the output
     (structured output). ``tools`` are ``LLMTool`` dicts (``{"type": "function",
-    "function": {...}}``); only the scripted engine turns them into tool-call events.
+    "function": {...}}``); the scripted engine and the llama engine (``_llama_tools``) turn them
+    into tool-call events.
     ``reasoning=None`` turns reasoning classification off (every piece is ``"none"``).
     ``tool_choice="required"`` (LM Studio's ``toolChoice`` mode) asks for a tool call.
+    ``presence_penalty=None`` is off. ``context_overflow`` is what happens when the prompt or
+    the reply outgrows the context (LM Studio's ``contextOverflowPolicy``).
     ``messages`` is the chat the prompt was rendered from (``None`` for raw completion);
     engines that apply their own chat template (upstreams) use it instead of ``prompt``.
     """
@@ -242,6 +245,8 @@ class GenerationRequest:
     top_p: float | None = attrs.field(default=0.95, validator=_check_unit)
     min_p: float | None = attrs.field(default=0.05, validator=_check_unit)
     repeat_penalty: float | None = attrs.field(default=1.1, validator=_check_non_negative)
+    presence_penalty: float | None = None
+    context_overflow: Literal["stopAtLimit", "truncateMiddle", "rollingWindow"] = "stopAtLimit"
     seed: int | None = None
     stop_strings: tuple[str, ...] = attrs.field(
         default=(), converter=tuple, validator=_check_stop_strings

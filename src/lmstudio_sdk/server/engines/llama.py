@@ -32,10 +32,16 @@ from lmstudio_sdk.server.engines._llama_thread import (
     _ConsumerGone,
     _Control,
     _decode,
+    _fit_prompt,
     _grammar_text,
     _HandOff,
     _import_llama_cpp,
     _token_text,
+)
+from lmstudio_sdk.server.engines._llama_tools import (
+    ToolCallSplitter,
+    tool_use_grammar,
+    tool_use_messages,
 )
 from lmstudio_sdk.server.engines._models import (
     GGUFError,
@@ -181,6 +187,7 @@ class LlamaEngine(LLMEngine):
         self._llm: Any = None
         self._lock: anyio.Lock | None = None
         self._template = _FALLBACK_TEMPLATE
+        self._native_tools = False
         self._bos_text = ""
         self._eos_text = ""
         self._active: set[_Control] = set()
@@ -227,6 +234,9 @@ class LlamaEngine(LLMEngine):
             ) from exc
         metadata = llm.metadata
         self._template = metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE
+        # Whether the chat template itself writes tools (the reported trainedForToolUse flag
+        # may be set by a catalogue for a model that has no such template).
+        self._native_tools = "tools" in self._template
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._bos_text = _token_text(llama_cpp, vocab, llm.token_bos())
         self._eos_text = _token_text(llama_cpp, vocab, llm.token_eos())
@@ -286,6 +296,10 @@ class LlamaEngine(LLMEngine):
         template: str | None = None,
     ) -> str:
         self._require_llm()
+        if tools and not self._native_tools:
+            # No native tool format: the tools go into a tool-use system prompt (LM Studio's
+            # way), and generate() constrains the reply to text or one call.
+            messages, tools = tool_use_messages(messages, tools), None
         return render_chat_template(
             template if template is not None else self._template,
             messages,
@@ -301,6 +315,19 @@ class LlamaEngine(LLMEngine):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationStream]:
         self._require_llm()
         grammar = _grammar_text(request)
+        splitter: ToolCallSplitter | None = None
+        after_results = bool(request.messages and request.messages[-1]["role"] == "tool")
+        if (
+            grammar is None
+            and request.tools
+            and not self._native_tools
+            and (request.tool_choice == "required" or not after_results)
+        ):
+            # A small model neither starts a call of its own accord nor stops calling once
+            # it has (SmolLM2, measured): a turn answering the user is a call, a turn after
+            # tool results is text. See _llama_tools.
+            grammar = tool_use_grammar(request.tools, required=True)
+            splitter = ToolCallSplitter()
         assert self._lock is not None
         async with self._lock:
             with self._use() as llm:
@@ -313,7 +340,11 @@ class LlamaEngine(LLMEngine):
                 if not prompt_tokens:
                     raise InvalidRequestError("The prompt is empty.")
                 if len(prompt_tokens) >= llm.n_ctx():
-                    raise PromptTooLongError(len(prompt_tokens), llm.n_ctx())
+                    if request.context_overflow == "stopAtLimit":
+                        raise PromptTooLongError(len(prompt_tokens), llm.n_ctx())
+                    prompt_tokens = _fit_prompt(
+                        prompt_tokens, int(llm.n_ctx()), request.context_overflow
+                    )
                 control = _Control()
                 handoff = _HandOff(control)
                 self._active.add(control)
@@ -327,6 +358,7 @@ class LlamaEngine(LLMEngine):
                             grammar,
                             handoff,
                             control,
+                            splitter,
                         )
                         try:
                             yield _LlamaStream(handoff, control)
@@ -346,9 +378,10 @@ class LlamaEngine(LLMEngine):
         grammar: str | None,
         handoff: _HandOff,
         control: _Control,
+        splitter: ToolCallSplitter | None = None,
     ) -> None:
         decode = functools.partial(
-            _decode, llm, request, prompt_tokens, grammar, handoff.put, control
+            _decode, llm, request, prompt_tokens, grammar, handoff.put, control, splitter
         )
         try:
             # abandon_on_cancel=False: a cancelled block waits for the thread, which sees
