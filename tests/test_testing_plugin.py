@@ -121,6 +121,8 @@ def test_the_no_open_channels_fixture_fails_a_test_that_leaves_a_stream_open(
 ) -> None:
     pytester.makepyfile(
         """
+import time
+
 import pytest
 from lmstudio_sdk import Client
 
@@ -139,6 +141,11 @@ def test_leaks(lmstudio_no_open_channels, lmstudio_server_url):
     logs = client.diagnostics.stream_logs()
     logs.__enter__()  # never left: the log stream stays open on the server
     LEAKED.append((client, logs))
+    # The create frame may still be on its way: let the server open the stream.
+    deadline = time.monotonic() + 10
+    while lmstudio_no_open_channels.stats.open_channels < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def test_after_the_leak(lmstudio_no_open_channels):

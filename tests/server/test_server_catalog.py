@@ -131,7 +131,7 @@ def test_names_must_be_unique_and_the_file_must_parse(tmp_path: Path) -> None:
     twice = [BASE, {**BASE, "key": "other", "aliases": ["M"]}]
     with pytest.raises(CatalogError, match="the name 'M' is already used by 'm'"):
         parse_catalog({"model": twice})
-    with pytest.raises(CatalogError, match="no \\[\\[model\\]\\] entry"):
+    with pytest.raises(CatalogError, match="no \\[\\[model\\]\\] or \\[\\[upstream\\]\\] entry"):
         parse_catalog({})
     bad = tmp_path / "bad.toml"
     bad.write_text("[[model]\n", encoding="utf-8")
