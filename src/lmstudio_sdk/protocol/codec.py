@@ -83,20 +83,33 @@ else:
 
 def stdlib_loads(text: str | bytes) -> Any:
     """Parse one JSON text frame with the stdlib (what :func:`loads` is without orjson)."""
+    # The stdlib parser recurses per nesting level, and where it gives up depends on the
+    # Python version; orjson stops at 1024 levels with a ValueError. Same limit, same error,
+    # same message, whichever decoder and Python: check the depth first, but only walk the
+    # text when it has enough brackets to be too deep (counting them is cheap).
+    if _bracket_count(text) > MAX_JSON_DEPTH:
+        error = _depth_error(text)
+        if error is not None:
+            raise error
     try:
         return json.loads(text)
-    except RecursionError:
-        # The stdlib parser recurses per nesting level; orjson stops at 1024 levels with a
-        # ValueError. Same error, same message, whichever decoder is installed.
-        raise _depth_error(text) from None
+    except RecursionError:  # a C stack smaller than the limit needs
+        raise _depth_error(text) or ValueError("depth limit exceeded") from None
 
 
 MAX_JSON_DEPTH = 1024
 """orjson's nesting limit (arrays and objects), also applied to the stdlib decoder."""
 
 
-def _depth_error(text: str | bytes) -> ValueError:
-    """orjson's error for ``text`` nested deeper than :data:`MAX_JSON_DEPTH`."""
+def _bracket_count(text: str | bytes) -> int:
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    data = bytes(text)
+    return data.count(b"[") + data.count(b"{")
+
+
+def _depth_error(text: str | bytes) -> ValueError | None:
+    """orjson's error for ``text`` if it nests deeper than :data:`MAX_JSON_DEPTH`."""
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text).decode("utf-8", errors="replace")
     depth, in_string, escaped, line, line_start, index = 0, False, False, 1, 0, 0
@@ -118,6 +131,8 @@ def _depth_error(text: str | bytes) -> ValueError:
             depth -= 1
         elif char == "\n":
             line, line_start = line + 1, index + 1
+    else:
+        return None
     column = index - line_start + 2
     return ValueError(f"depth limit exceeded: line {line} column {column} (char {index + 1})")
 
