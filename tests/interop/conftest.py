@@ -87,6 +87,13 @@ def require_real_engines() -> None:
         pytest.skip("the real engines are not installed: " + "; ".join(missing))
 
 
+@pytest.fixture(scope="session")
+def real_engines() -> None:
+    """Skip the tests that use it unless the real engines are installed (a fixture: test
+    modules cannot import this conftest by name once another conftest took that name)."""
+    require_real_engines()
+
+
 @pytest.fixture(scope="module")
 def interop_server() -> Iterator[Any]:
     """Our server with its default (real) engines, on a free loopback port, in a thread."""

@@ -100,6 +100,10 @@ def normalise(message: dict[str, Any]) -> dict[str, Any]:
                 # official Python client's) by identifier: both select the loaded instance.
                 assert specifier["type"] in ("instanceReference", "query"), specifier
                 body[name] = "<the loaded instance>"
+        if "loadTtlMs" in body:
+            # Ours, like the official Python client, loads with a default TTL of one hour
+            # (a forgotten load does not stay in memory forever); JS sends none.
+            assert body.pop("loadTtlMs") == 3_600_000
         if "loadConfigStack" in body:
             # JS always adds its default GPU split ("evenly"); ours leaves GPU settings to
             # the server's per-model defaults.

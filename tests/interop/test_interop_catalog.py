@@ -117,12 +117,10 @@ vision = true
 
 
 @pytest.fixture(scope="module")
-def jit_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def jit_server(tmp_path_factory: pytest.TempPathFactory, real_engines: None) -> Any:
     """Three real LLMs (all SmolLM2) and LM Studio's default Auto-Evict."""
-    from conftest import require_real_engines
     from lmstudio_sdk.server import BackgroundServer, ServerOptions
 
-    require_real_engines()
     catalog = tmp_path_factory.mktemp("jit") / "catalog.toml"
     catalog.write_text(JIT_CATALOG, encoding="utf-8")
     with BackgroundServer(ServerOptions(port=0, models=(), catalog=catalog)) as server:

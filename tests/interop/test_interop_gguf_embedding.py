@@ -34,11 +34,8 @@ HELLO_WORLD_IDS = [101, 7592, 2088, 102]  # [CLS] hello world [SEP]
 
 
 @pytest.fixture(scope="module")
-def minilm_gguf() -> Path:
+def minilm_gguf(real_engines: None) -> Path:
     """The cached MiniLM GGUF (converted on first use; needs the `model` tox env)."""
-    from conftest import require_real_engines
-
-    require_real_engines()
     for module in ("torch", "transformers"):
         pytest.importorskip(module, reason=f"{module} is needed to convert MiniLM to GGUF")
     done = subprocess.run(
