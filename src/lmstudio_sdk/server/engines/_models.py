@@ -28,6 +28,7 @@ __all__ = [
     "gguf_quantization",
     "minilm_model_dir",
     "package_dir",
+    "read_gguf_facts",
     "read_gguf_metadata",
     "smollm2_gguf_path",
 ]
@@ -106,6 +107,32 @@ def read_gguf_metadata(path: str | Path) -> dict[str, Any]:
         raise GGUFError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except (struct.error, UnicodeDecodeError, MemoryError) as exc:
         raise GGUFError(f"{path} is not a valid GGUF file (truncated or corrupt header)") from exc
+
+
+def read_gguf_facts(path: str | Path, hint: str = "") -> tuple[Path, dict[str, Any], str, int]:
+    """A served GGUF's resolved path, header metadata, architecture and context length.
+
+    Raises the engines' ``InvalidRequestError`` saying what is wrong (no file, not a GGUF, no
+    architecture or context length: ``hint`` is added to that last message).
+    """
+    from .base import InvalidRequestError
+
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise InvalidRequestError(
+            f"There is no model file at {file}.", suggestion="Check the path to the .gguf file."
+        )
+    try:
+        metadata = read_gguf_metadata(file)
+    except GGUFError as exc:
+        raise InvalidRequestError(f"Cannot use {file} as a model: {exc}") from exc
+    architecture = metadata.get("general.architecture")
+    context = metadata.get(f"{architecture}.context_length")
+    if not isinstance(architecture, str) or not isinstance(context, int):
+        raise InvalidRequestError(
+            f"{file} has no architecture or context length in its metadata{hint}."
+        )
+    return file, metadata, architecture, context
 
 
 def _read_header(f: BinaryIO) -> dict[str, Any]:

@@ -44,9 +44,8 @@ from lmstudio_sdk.server.engines._llama_tools import (
     tool_use_messages,
 )
 from lmstudio_sdk.server.engines._models import (
-    GGUFError,
     gguf_quantization,
-    read_gguf_metadata,
+    read_gguf_facts,
     smollm2_gguf_path,
 )
 from lmstudio_sdk.server.engines._templates import render_chat_template
@@ -108,22 +107,9 @@ def gguf_facts(
     ``model_key`` defaults to the lower-cased file stem, ``path`` (what clients see) to
     ``<publisher>/<stem>/<file name>``.
     """
-    file = Path(file_path).expanduser().resolve()
-    if not file.is_file():
-        raise InvalidRequestError(
-            f"There is no model file at {file}.", suggestion="Check the path to the .gguf file."
-        )
-    try:
-        metadata = read_gguf_metadata(file)
-    except GGUFError as exc:
-        raise InvalidRequestError(f"Cannot use {file} as a model: {exc}") from exc
-    architecture = metadata.get("general.architecture")
-    context = metadata.get(f"{architecture}.context_length")
-    if not isinstance(architecture, str) or not isinstance(context, int):
-        raise InvalidRequestError(
-            f"{file} has no architecture or context length in its metadata; is it a language "
-            "model GGUF?"
-        )
+    file, metadata, architecture, context = read_gguf_facts(
+        file_path, "; is it a language model GGUF?"
+    )
     publisher = publisher or metadata.get("general.organization") or "local"
     template = metadata.get("tokenizer.chat_template")
     quantization = gguf_quantization(metadata, file.name)

@@ -23,7 +23,12 @@ import anyio
 import anyio.to_thread
 
 from lmstudio_sdk.server.engines._llama_thread import _import_llama_cpp
-from lmstudio_sdk.server.engines._models import GGUFError, gguf_quantization, read_gguf_metadata
+from lmstudio_sdk.server.engines._models import (
+    GGUFError,
+    gguf_quantization,
+    read_gguf_facts,
+    read_gguf_metadata,
+)
 from lmstudio_sdk.server.engines.base import (
     EmbeddingEngine,
     EngineError,
@@ -63,20 +68,8 @@ def is_embedding_file(file_path: str | Path) -> bool:
 
 def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None) -> ModelFacts:
     """Model facts of a local GGUF embedding model, read from its header."""
-    file = Path(file_path).expanduser().resolve()
-    if not file.is_file():
-        raise InvalidRequestError(
-            f"There is no model file at {file}.", suggestion="Check the path to the .gguf file."
-        )
-    try:
-        metadata = read_gguf_metadata(file)
-    except GGUFError as exc:
-        raise InvalidRequestError(f"Cannot use {file} as a model: {exc}") from exc
-    architecture = metadata.get("general.architecture")
-    context = metadata.get(f"{architecture}.context_length")
+    file, metadata, architecture, context = read_gguf_facts(file_path)
     dimensions = metadata.get(f"{architecture}.embedding_length")
-    if not isinstance(architecture, str) or not isinstance(context, int):
-        raise InvalidRequestError(f"{file} has no architecture or context length in its metadata.")
     if not isinstance(dimensions, int) or not is_embedding_gguf(metadata):
         raise InvalidRequestError(
             f"{file} is not an embedding model (its metadata has no pooling type).",
