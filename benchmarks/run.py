@@ -45,8 +45,8 @@ sys.path.insert(0, str(HERE))
 # The figure modules import helpers from here as ``run``: the same module, not a second copy.
 sys.modules.setdefault("run", sys.modules[__name__])
 import chart  # noqa: E402
-import fast_stream  # noqa: E402
 import embed_bench  # noqa: E402
+import fast_stream  # noqa: E402
 import testdouble  # noqa: E402
 from _common import (  # noqa: E402
     CANCEL_MODEL,
