@@ -751,17 +751,27 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
         ref: str,
         values: dict[str, float],
         unit: str,
-        limit: float,
+        limit: float | None,
         *,
         higher_is_better: bool = False,
     ) -> None:
+        """A row comparing ``name`` with ``ref``; ``limit=None``: the ratio is only reported."""
         if name not in run.contenders:
             return
         value = values.get(name, math.nan)
         base = values.get(ref, math.nan)
         ratio = value / base if base and not math.isnan(base) else math.nan
-        met = None if math.isnan(ratio) else ratio >= limit if higher_is_better else ratio <= limit
-        sign = ">=" if higher_is_better else "<="
+        if limit is None:
+            met, target = None, "reported"
+        else:
+            met = (
+                None
+                if math.isnan(ratio)
+                else ratio >= limit
+                if higher_is_better
+                else ratio <= limit
+            )
+            target = f"{'>=' if higher_is_better else '<='} {limit:g}x"
         rows.append(
             Row(
                 figure,
@@ -770,7 +780,7 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
                 unit,
                 reference=f"{LABEL.get(ref, ref)}: {_fmt(base, unit)}",
                 ratio=ratio,
-                target=f"{sign} {limit:g}x",
+                target=target,
                 met=met,
             )
         )
@@ -807,8 +817,11 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
         )
         for name, floor in FLOOR.items():
             ratio_row(figure, what, name, floor, per, "µs", 1.3)
+        # Round 1 held these to 0.5x the official client, which no client on these websocket
+        # libraries can reach (analysis.md, item 4); round 2 judges the overhead above the
+        # floor instead (the fast figures), so the whole-client ratio is only reported.
         for name, official in OFFICIAL_OF.items():
-            ratio_row(figure, what, name, official, per, "µs", 0.5)
+            ratio_row(figure, what, name, official, per, "µs", None)
 
     fast_stream.summarize_fast(run, rows, detail)
     testdouble.summarize_testdouble(run, rows, detail)
