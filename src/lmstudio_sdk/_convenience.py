@@ -52,20 +52,20 @@ def configure_default_client(
     host: str | None = None,
     *,
     api_token: str | None = None,
-    timeout: float | None = None,
+    timeout: float | DefaultType | None = DEFAULT,
 ) -> None:
     """Set where the default client connects, before it is created.
 
     ``host`` and ``api_token`` are those of :class:`~lmstudio_sdk.Client` (the token is
     kept, checked now, and never shown); ``timeout`` replaces the default 60 s call limit
-    when given.
+    when given, and ``None`` means no limit, as for ``Client``.
 
     :raises RuntimeError: the default client already exists (configure it first, at
         start-up).
     :raises ValueError: a malformed host or token.
     """
     settings: dict[str, Any] = {"host": host, "api_token": api_token}
-    if timeout is not None:
+    if timeout is not DEFAULT:
         settings["timeout"] = timeout
     Client(**settings).close()  # validates host and token now (no thread is started)
     with _lock:
