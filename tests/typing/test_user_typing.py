@@ -147,3 +147,26 @@ def test_the_other_keywords_of_a_prediction_are_typed_too(tmp_path: Path) -> Non
         for line in errors
     ), output
     assert any(line.startswith("keywords.py:8:") and '"timeout"' in line for line in errors), output
+
+
+def test_the_keywords_of_a_load_are_typed(tmp_path: Path) -> None:
+    code, output = _mypy(
+        tmp_path,
+        {
+            "loads.py": """
+                import lmstudio_sdk as lms
+                from lmstudio_sdk import AsyncClient, LoadModelConfig
+
+                async def use(client: AsyncClient) -> None:
+                    await client.llm.model("k", ttl=60, config=LoadModelConfig(context_length=512), timeout=None)
+                    lms.embedding_model("k", config={"context_length": 512}, drain_timeout=1.0)
+                    await client.llm.load("k", ttl="an hour")
+                    lms.llm("k", tl=60)
+            """,
+        },
+    )
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert {line.split(":")[1] for line in errors} == {"8", "9"}, output
+    assert any(line.startswith("loads.py:8:") and '"ttl"' in line for line in errors), output
+    assert any(line.startswith("loads.py:9:") and '"tl"' in line for line in errors), output
