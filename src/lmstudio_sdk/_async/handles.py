@@ -96,6 +96,17 @@ def _texts(value: Any, what: str) -> list[str] | None:
     return list(value)
 
 
+async def _per_text(
+    function: Callable[[str], Awaitable[R]], text: Any, what: str
+) -> R | list[R]:
+    """``function(text)`` for one string; for a list of strings, its results in order, with
+    at most ``MAX_CONCURRENT_REQUESTS`` requests at once."""
+    texts = _texts(text, what)
+    if texts is None:
+        return await function(text)
+    return await _map_ordered(function, texts, MAX_CONCURRENT_REQUESTS)
+
+
 @sdk_boundary
 class AsyncModelHandle:
     """A loaded model instance. Get one from ``client.llm`` / ``client.embedding``.
@@ -175,7 +186,6 @@ class AsyncModelHandle:
         A list is tokenized with concurrent requests (at most
         ``MAX_CONCURRENT_REQUESTS`` at once); the order is kept.
         """
-        texts = _texts(text, "tokenize()")
         endpoint = self._namespace._endpoints.TOKENIZE
         connection, specifier = self._connection(), self._specifier()
 
@@ -186,10 +196,9 @@ class AsyncModelHandle:
             )
             return list(result.tokens)
 
-        if texts is None:
-            assert isinstance(text, str)
-            return await one(text)
-        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+        # Through a local: mypy then infers R from ``one``, not from the return annotation.
+        tokens = await _per_text(one, text, "tokenize()")
+        return tokens
 
     async def count_tokens(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """How many tokens ``text`` is for this model."""
@@ -446,7 +455,6 @@ class AsyncEmbeddingModel(AsyncModelHandle):
         A list is embedded with concurrent requests (at most ``MAX_CONCURRENT_REQUESTS``
         at once); the order is kept. The first failure cancels the others and is raised.
         """
-        texts = _texts(text, "embed()")
         connection, specifier = self._connection(), self._specifier()
 
         async def one(item: str) -> list[float]:
@@ -456,7 +464,5 @@ class AsyncEmbeddingModel(AsyncModelHandle):
             )
             return list(result.embedding)
 
-        if texts is None:
-            assert isinstance(text, str)
-            return await one(text)
-        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+        vectors = await _per_text(one, text, "embed()")
+        return vectors
