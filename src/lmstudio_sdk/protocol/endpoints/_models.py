@@ -21,28 +21,8 @@ from .._unset import UNSET, UnsetType
 from ..codec import Unknown, register_tagged_union
 from ..kv import KVConfig
 from ..merging import LATEST_PROGRESS
+from . import shared
 from ._spec import ChannelSpec, RpcSpec
-from .shared import (
-    CancelPacket,
-    CancelToServerPacket,
-    CountTokensParameter,
-    CountTokensResult,
-    EstimatedResourcesUsage,
-    EstimateModelUsageParameter,
-    GetBasePredictionConfigParameter,
-    GetInstanceProcessingStateParameter,
-    GetLoadConfigParameter,
-    GetModelInfoParameter,
-    GetOrLoadCreationParameter,
-    GetOrLoadLoadProgress,
-    GetOrLoadUnloadingOtherJITModel,
-    InstanceProcessingState,
-    LoadModelCreationParameter,
-    LoadModelProgress,
-    TokenizeParameter,
-    TokenizeResult,
-    UnloadModelParameter,
-)
 
 __all__ = [
     "GetOrLoadAlreadyLoaded",
@@ -98,18 +78,20 @@ class GetOrLoadLoadSuccess(Generic[InstanceT]):
 class ModelEndpoints(Generic[InfoT, InstanceT]):
     """One namespace's model-management endpoints (see :func:`model_endpoints`)."""
 
-    unload_model: RpcSpec[UnloadModelParameter, None]
+    unload_model: RpcSpec[shared.UnloadModelParameter, None]
     list_loaded: RpcSpec[None, list[InstanceT]]
     # An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-    get_model_info: RpcSpec[GetModelInfoParameter, InstanceT | None]
-    get_load_config: RpcSpec[GetLoadConfigParameter, KVConfig]
-    get_base_prediction_config: RpcSpec[GetBasePredictionConfigParameter, KVConfig]
+    get_model_info: RpcSpec[shared.GetModelInfoParameter, InstanceT | None]
+    get_load_config: RpcSpec[shared.GetLoadConfigParameter, KVConfig]
+    get_base_prediction_config: RpcSpec[shared.GetBasePredictionConfigParameter, KVConfig]
     get_instance_processing_state: RpcSpec[
-        GetInstanceProcessingStateParameter, InstanceProcessingState
+        shared.GetInstanceProcessingStateParameter, shared.InstanceProcessingState
     ]
-    estimate_model_usage: RpcSpec[EstimateModelUsageParameter, EstimatedResourcesUsage]
-    tokenize: RpcSpec[TokenizeParameter, TokenizeResult]
-    count_tokens: RpcSpec[CountTokensParameter, CountTokensResult]
+    estimate_model_usage: RpcSpec[
+        shared.EstimateModelUsageParameter, shared.EstimatedResourcesUsage
+    ]
+    tokenize: RpcSpec[shared.TokenizeParameter, shared.TokenizeResult]
+    count_tokens: RpcSpec[shared.CountTokensParameter, shared.CountTokensResult]
     load_model: ChannelSpec
     get_or_load: ChannelSpec
 
@@ -136,13 +118,15 @@ def model_endpoints(
     """The model-management endpoints of ``namespace``, whose model infos are ``info``
     (a model on disk) and ``instance`` (a loaded instance)."""
     load_packets = _tagged_union(
-        _bound(LoadModelResolved, info), LoadModelProgress, _bound(LoadModelSuccess, instance)
+        _bound(LoadModelResolved, info),
+        shared.LoadModelProgress,
+        _bound(LoadModelSuccess, instance),
     )
     get_or_load_packets = _tagged_union(
         _bound(GetOrLoadAlreadyLoaded, instance),
         _bound(GetOrLoadStartLoading, info),
-        GetOrLoadUnloadingOtherJITModel,
-        GetOrLoadLoadProgress,
+        shared.GetOrLoadUnloadingOtherJITModel,
+        shared.GetOrLoadLoadProgress,
         _bound(GetOrLoadLoadSuccess, instance),
     )
 
@@ -152,34 +136,41 @@ def model_endpoints(
             name,
             creation_parameter,
             to_client,
-            CancelToServerPacket,
-            CancelPacket(),
+            shared.CancelToServerPacket,
+            shared.CancelPacket(),
             merge=LATEST_PROGRESS,
         )
 
     return ModelEndpoints(
-        unload_model=RpcSpec(namespace, "unloadModel", UnloadModelParameter, None),
+        unload_model=RpcSpec(namespace, "unloadModel", shared.UnloadModelParameter, None),
         list_loaded=RpcSpec(
             namespace, "listLoaded", None, cast(Any, types.GenericAlias(list, (instance,)))
         ),
         get_model_info=RpcSpec(
-            namespace, "getModelInfo", GetModelInfoParameter, cast(Any, instance) | None
+            namespace, "getModelInfo", shared.GetModelInfoParameter, cast(Any, instance) | None
         ),
-        get_load_config=RpcSpec(namespace, "getLoadConfig", GetLoadConfigParameter, KVConfig),
+        get_load_config=RpcSpec(
+            namespace, "getLoadConfig", shared.GetLoadConfigParameter, KVConfig
+        ),
         get_base_prediction_config=RpcSpec(
-            namespace, "getBasePredictionConfig", GetBasePredictionConfigParameter, KVConfig
+            namespace, "getBasePredictionConfig", shared.GetBasePredictionConfigParameter, KVConfig
         ),
         get_instance_processing_state=RpcSpec(
             namespace,
             "getInstanceProcessingState",
-            GetInstanceProcessingStateParameter,
-            InstanceProcessingState,
+            shared.GetInstanceProcessingStateParameter,
+            shared.InstanceProcessingState,
         ),
         estimate_model_usage=RpcSpec(
-            namespace, "estimateModelUsage", EstimateModelUsageParameter, EstimatedResourcesUsage
+            namespace,
+            "estimateModelUsage",
+            shared.EstimateModelUsageParameter,
+            shared.EstimatedResourcesUsage,
         ),
-        tokenize=RpcSpec(namespace, "tokenize", TokenizeParameter, TokenizeResult),
-        count_tokens=RpcSpec(namespace, "countTokens", CountTokensParameter, CountTokensResult),
-        load_model=channel("loadModel", LoadModelCreationParameter, load_packets),
-        get_or_load=channel("getOrLoad", GetOrLoadCreationParameter, get_or_load_packets),
+        tokenize=RpcSpec(namespace, "tokenize", shared.TokenizeParameter, shared.TokenizeResult),
+        count_tokens=RpcSpec(
+            namespace, "countTokens", shared.CountTokensParameter, shared.CountTokensResult
+        ),
+        load_model=channel("loadModel", shared.LoadModelCreationParameter, load_packets),
+        get_or_load=channel("getOrLoad", shared.GetOrLoadCreationParameter, get_or_load_packets),
     )
