@@ -152,6 +152,14 @@ async def test_bad_load_arguments_are_refused_before_sending(client: AsyncClient
         await client.llm.load(LLM, config={"contextLenght": 10})
     with pytest.raises(ValueError, match="key"):
         await client.llm.model("")
+    # A keyword the method does not take is Python's TypeError, naming it (never ignored).
+    with pytest.raises(TypeError, match=r"load\(\) got an unexpected keyword argument 'tl'"):
+        await client.llm.load(LLM, tl=60)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"model\(\) .* 'context_length'; it takes config, "):
+        await client.embedding.model(EMBEDDING, context_length=512)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"load_stream\(\) .* 'on_progress'"):
+        client.llm.load_stream(LLM, on_progress=print)  # type: ignore[call-arg]
+    assert await client.llm.list_loaded() == await client.embedding.list_loaded() == []
 
 
 async def test_embedding_namespace(client: AsyncClient) -> None:

@@ -12,6 +12,7 @@ again under the same identifier keeps working.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
@@ -32,9 +33,11 @@ from ..protocol._unset import UNSET
 from ..protocol.endpoints import embedding, llm, shared
 from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
 from ._exceptions import exceptions_unwrapped
+from ._keywords import PredictionKeywords, split_callbacks
 from .act import run_act
 from .prediction import (
     PredictionCallbacks,
+    PredictionRequest,
     PredictionStream,
     complete_request,
     open_prediction,
@@ -91,6 +94,17 @@ def _texts(value: Any, what: str) -> list[str] | None:
         if not isinstance(item, str):
             raise TypeError(f"{what}: item {index} is a {type(item).__name__}, not a str")
     return list(value)
+
+
+async def _per_text(
+    function: Callable[[str], Awaitable[R]], text: Any, what: str
+) -> R | list[R]:
+    """``function(text)`` for one string; for a list of strings, its results in order, with
+    at most ``MAX_CONCURRENT_REQUESTS`` requests at once."""
+    texts = _texts(text, what)
+    if texts is None:
+        return await function(text)
+    return await _map_ordered(function, texts, MAX_CONCURRENT_REQUESTS)
 
 
 @sdk_boundary
@@ -172,7 +186,6 @@ class AsyncModelHandle:
         A list is tokenized with concurrent requests (at most
         ``MAX_CONCURRENT_REQUESTS`` at once); the order is kept.
         """
-        texts = _texts(text, "tokenize()")
         endpoint = self._namespace._endpoints.TOKENIZE
         connection, specifier = self._connection(), self._specifier()
 
@@ -183,10 +196,9 @@ class AsyncModelHandle:
             )
             return list(result.tokens)
 
-        if texts is None:
-            assert isinstance(text, str)
-            return await one(text)
-        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+        # Through a local: mypy then infers R from ``one``, not from the return annotation.
+        tokens = await _per_text(one, text, "tokenize()")
+        return tokens
 
     async def count_tokens(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """How many tokens ``text`` is for this model."""
@@ -246,19 +258,27 @@ class AsyncLLM(AsyncModelHandle):
 
     domain: ClassVar[str] = "llm"
 
+    def _predict(
+        self,
+        run: Callable[..., T],
+        request_for: Callable[[Any, Any, dict[str, Any]], PredictionRequest],
+        keywords: PredictionKeywords,
+    ) -> T:
+        """``run`` (open or run a prediction) on the request ``request_for(config,
+        response_format, options)`` builds, with the callbacks and timeouts of ``keywords``."""
+        callbacks, others = split_callbacks(keywords)
+        timeouts = {
+            name: others.pop(name) for name in ("timeout", "drain_timeout") if name in others
+        }
+        request = request_for(
+            others.pop("config", None), others.pop("response_format", None), others
+        )
+        return run(self._connection(), request, PredictionCallbacks(**callbacks), **timeouts)
+
     def respond_stream(
         self,
         history: ChatHistoryInput,
-        *,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> StreamScope[PredictionStream]:
         """Predict the next assistant message of ``history``, as a stream of events.
 
@@ -272,27 +292,13 @@ class AsyncLLM(AsyncModelHandle):
         an attrs class or a dataclass) constrains the reply and parses it into
         ``result.parsed``. The callbacks are those of :meth:`respond`.
         """
-        request = respond_request(self._specifier(), history, config, response_format, options)
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return open_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        request_for = functools.partial(respond_request, self._specifier(), history)
+        return self._predict(open_prediction, request_for, keywords)
 
     async def respond(
         self,
         history: ChatHistoryInput,
-        *,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
 
@@ -304,28 +310,15 @@ class AsyncLLM(AsyncModelHandle):
         :raises StructuredOutputError: the reply does not fit ``response_format``.
         :raises LMStudioModelNotFoundError: the model is no longer loaded.
         """
-        request = respond_request(self._specifier(), history, config, response_format, options)
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return await run_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        request_for = functools.partial(respond_request, self._specifier(), history)
+        return await self._predict(run_prediction, request_for, keywords)
 
     def complete_stream(
         self,
         prompt: str,
         *,
         raw_text_endpoint: bool = False,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> StreamScope[PredictionStream]:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
 
@@ -333,52 +326,24 @@ class AsyncLLM(AsyncModelHandle):
         unchanged (every LM Studio version supports it); ``raw_text_endpoint=True`` uses
         ``completeRawText`` instead (newer servers only). See :meth:`respond_stream`.
         """
-        request = complete_request(
-            self._specifier(),
-            prompt,
-            config,
-            response_format,
-            options,
-            raw_text_endpoint=raw_text_endpoint,
+        request_for = functools.partial(
+            complete_request, self._specifier(), prompt, raw_text_endpoint=raw_text_endpoint
         )
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return open_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        return self._predict(open_prediction, request_for, keywords)
 
     async def complete(
         self,
         prompt: str,
         *,
         raw_text_endpoint: bool = False,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
         and :meth:`respond`)."""
-        request = complete_request(
-            self._specifier(),
-            prompt,
-            config,
-            response_format,
-            options,
-            raw_text_endpoint=raw_text_endpoint,
+        request_for = functools.partial(
+            complete_request, self._specifier(), prompt, raw_text_endpoint=raw_text_endpoint
         )
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return await run_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        return await self._predict(run_prediction, request_for, keywords)
 
     async def act(
         self,
@@ -490,7 +455,6 @@ class AsyncEmbeddingModel(AsyncModelHandle):
         A list is embedded with concurrent requests (at most ``MAX_CONCURRENT_REQUESTS``
         at once); the order is kept. The first failure cancels the others and is raised.
         """
-        texts = _texts(text, "embed()")
         connection, specifier = self._connection(), self._specifier()
 
         async def one(item: str) -> list[float]:
@@ -500,7 +464,5 @@ class AsyncEmbeddingModel(AsyncModelHandle):
             )
             return list(result.embedding)
 
-        if texts is None:
-            assert isinstance(text, str)
-            return await one(text)
-        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+        vectors = await _per_text(one, text, "embed()")
+        return vectors

@@ -18,21 +18,23 @@ from __future__ import annotations
 import base64
 import inspect
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+from typing_extensions import Unpack
 
 from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
 from ..chat import FileHandle
-from ..config import LoadModelConfig, load_config_from, load_config_stack
+from ..config import load_config_from, load_config_stack
 from ..errors import RemoteProtocolError
 from ..protocol._unset import UNSET
 from ..protocol.codec import Unknown
 from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
 from ..results import ModelInfo, ModelInstanceInfo
+from ._keywords import LoadKeywords, check_keywords
 from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 from .streams import StreamScope
@@ -244,14 +246,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         return ModelInstanceInfo.from_wire(info)
 
     def load_stream(
-        self,
-        key: str,
-        *,
-        identifier: str | None = None,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        self, key: str, *, identifier: str | None = None, **keywords: Unpack[LoadKeywords]
     ) -> StreamScope[LoadStream[H]]:
         """Load a new instance of model ``key``, as a stream of progress.
 
@@ -263,21 +258,22 @@ class _ModelNamespace(_Namespace, Generic[H]):
         longest silence allowed between progress reports; ``drain_timeout`` the longest wait
         for the server to confirm a cancelled load.
         """
+        check_keywords(keywords, LoadKeywords, "load_stream")
         parameter = shared.LoadModelCreationParameter(
             _key(key, "key"),
-            load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
+            self._load_config_stack(keywords),
             UNSET if identifier is None else _key(identifier, "identifier"),
             UNSET,
-            ttl_ms(ttl),
+            ttl_ms(keywords.get("ttl", DEFAULT)),
         )
-        return self._load_scope(self._endpoints.LOAD_MODEL, parameter, timeout, drain_timeout)
+        return self._load_scope(self._endpoints.LOAD_MODEL, parameter, keywords)
+
+    def _load_config_stack(self, keywords: LoadKeywords) -> Any:
+        config = load_config_from(keywords.get("config"))
+        return load_config_stack(config, self._name)  # type: ignore[arg-type]
 
     def _load_scope(
-        self,
-        spec: ChannelSpec,
-        parameter: Any,
-        timeout: float | DefaultType | None,
-        drain_timeout: float | DefaultType,
+        self, spec: ChannelSpec, parameter: Any, keywords: LoadKeywords
     ) -> StreamScope[LoadStream[H]]:
         return StreamScope(
             self._connection(),
@@ -285,20 +281,26 @@ class _ModelNamespace(_Namespace, Generic[H]):
             parameter,
             lambda channel: LoadStream(self, channel),
             finish=LoadStream._absorb_final_packets,
-            idle_timeout=timeout,
-            drain_timeout=drain_timeout,
+            idle_timeout=keywords.get("timeout", DEFAULT),
+            drain_timeout=keywords.get("drain_timeout", DEFAULT),
         )
+
+    async def _loaded(
+        self, scope: StreamScope[LoadStream[H]], on_progress: ProgressCallback | None
+    ) -> H:
+        """The handle ``scope`` loads, reporting its progress to ``on_progress``."""
+        async with scope as load:
+            async for progress in load:
+                await _report(on_progress, progress)
+        return load.result()
 
     async def load(
         self,
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        **keywords: Unpack[LoadKeywords],
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -306,17 +308,9 @@ class _ModelNamespace(_Namespace, Generic[H]):
         function is awaited). Cancelling the call cancels the load on the server.
         See :meth:`load_stream` for the other options.
         """
-        async with self.load_stream(
-            key,
-            identifier=identifier,
-            ttl=ttl,
-            config=config,
-            timeout=timeout,
-            drain_timeout=drain_timeout,
-        ) as load:
-            async for progress in load:
-                await _report(on_progress, progress)
-        return load.result()
+        check_keywords(keywords, LoadKeywords, "load")
+        scope = self.load_stream(key, identifier=identifier, **keywords)
+        return await self._loaded(scope, on_progress)
 
     async def unload(self, identifier: str, *, timeout: float | DefaultType | None = DEFAULT) -> None:
         """Unload the instance ``identifier``."""
@@ -327,11 +321,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
         self,
         key: str | None = None,
         *,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        **keywords: Unpack[LoadKeywords],
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
 
@@ -339,22 +330,18 @@ class _ModelNamespace(_Namespace, Generic[H]):
         that is already loaded (``LMStudioModelNotFoundError`` if none is); ``ttl`` and
         ``config`` then make no sense and are refused.
         """
+        check_keywords(keywords, LoadKeywords, "model")
+        ttl = keywords.get("ttl", DEFAULT)
         if key is None:
-            if not isinstance(ttl, DefaultType) or config is not None:
+            if not isinstance(ttl, DefaultType) or keywords.get("config") is not None:
                 raise ValueError("ttl and config apply to loading: give a model key as well")
-            info = await self.get_model_info(None, timeout=timeout)
+            info = await self.get_model_info(None, timeout=keywords.get("timeout", DEFAULT))
             return self._handle_class(self, info.identifier, info)  # type: ignore[return-value]
         parameter = shared.GetOrLoadCreationParameter(
-            _key(key, "key"),
-            load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
-            UNSET,
-            ttl_ms(ttl),
+            _key(key, "key"), self._load_config_stack(keywords), UNSET, ttl_ms(ttl)
         )
-        scope = self._load_scope(self._endpoints.GET_OR_LOAD, parameter, timeout, drain_timeout)
-        async with scope as load:
-            async for progress in load:
-                await _report(on_progress, progress)
-        return load.result()
+        scope = self._load_scope(self._endpoints.GET_OR_LOAD, parameter, keywords)
+        return await self._loaded(scope, on_progress)
 
 
 class LLMNamespace(_ModelNamespace[AsyncLLM]):
