@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._sentinel import DEFAULT, DefaultType
 from .sync import LLM, Client, EmbeddingModel
 from .sync.handles import ModelHandle
 
