@@ -12,12 +12,14 @@ completes them.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from typing_extensions import TypedDict
 
-from ..config import PredictionOptions
+from ..config import PredictionOptions, UnknownOptionError
+from ..protocol.naming import to_camel
 
 if TYPE_CHECKING:
     from .._sentinel import DefaultType
@@ -29,6 +31,7 @@ __all__ = [
     "PredictionCallbackKeywords",
     "PredictionKeywords",
     "check_keywords",
+    "check_prediction_keywords",
     "split_callbacks",
 ]
 
@@ -98,4 +101,21 @@ def check_keywords(keywords: Mapping[str, Any], declared: Any, method: str) -> N
             raise TypeError(
                 f"{method}() got an unexpected keyword argument {name!r}; "
                 f"it takes {', '.join(sorted(known))}"
+            )
+
+
+def check_prediction_keywords(keywords: Mapping[str, Any]) -> None:
+    """A name that is no prediction option but close to one of the other keywords
+    (``respons_format``, ``on_mesage``) is reported as that typo, not as an unknown option."""
+    options = PredictionOptions.__optional_keys__
+    others = sorted(PredictionKeywords.__optional_keys__ - options)
+    for name in keywords:
+        if name in PredictionKeywords.__optional_keys__ or any(
+            name == to_camel(option) for option in options
+        ):
+            continue
+        close = difflib.get_close_matches(name, others, n=1, cutoff=0.75)
+        if close:
+            raise UnknownOptionError(
+                f"unknown keyword argument {name!r}; did you mean {close[0]!r}?"
             )

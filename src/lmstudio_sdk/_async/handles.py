@@ -33,7 +33,7 @@ from ..protocol._unset import UNSET
 from ..protocol.endpoints import embedding, llm, shared
 from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
 from ._exceptions import exceptions_unwrapped
-from ._keywords import PredictionKeywords, split_callbacks
+from ._keywords import PredictionKeywords, check_prediction_keywords, split_callbacks
 from .act import run_act
 from .prediction import (
     PredictionCallbacks,
@@ -266,6 +266,7 @@ class AsyncLLM(AsyncModelHandle):
     ) -> T:
         """``run`` (open or run a prediction) on the request ``request_for(config,
         response_format, options)`` builds, with the callbacks and timeouts of ``keywords``."""
+        check_prediction_keywords(keywords)
         callbacks, others = split_callbacks(keywords)
         timeouts = {
             name: others.pop(name) for name in ("timeout", "drain_timeout") if name in others
