@@ -47,7 +47,8 @@ async def flood(port: int, stop: anyio.Event, attempts: list[int]) -> None:
         attempts[0] += 1
         try:
             stream = await handshake(port, "127.0.0.1")
-        except (OSError, ConnectionError, anyio.EndOfStream):
+        except (OSError, ConnectionError, anyio.EndOfStream, anyio.BrokenResourceError):
+            # Refused, or held by the server and then dropped: retry at once.
             await anyio.sleep(0.01)
             continue
         async with stream:

@@ -91,6 +91,8 @@ def _request_handler(state: ServerState) -> Callable[[ServerConnection, Request]
         origin = request.headers.get("Origin")
         if origin is not None and origin.rstrip("/").lower() not in options.allowed_origins:
             state.record_refusal("origin not allowed")
+            if isinstance(ws, GuardedConnection):
+                ws.handshake_failed()
             return ws.respond(
                 HTTPStatus.FORBIDDEN,
                 f"Websocket from origin {printable(origin, 200)} refused: browser pages may "
@@ -250,7 +252,7 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             close_timeout=2,
             server_header=f"lmstudio-sdk/{__version__}",
             logger=_WEBSOCKETS_LOGGER,
-            create_connection=GuardedConnection,
+            create_connection=GuardedConnection.for_server(state),
         )
         # The TTL watcher is a task owned by this block, cancelled and awaited when it ends.
         # It is not in a task group: the caller's code runs inside this block, and a task
@@ -266,6 +268,7 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
         finally:
             with anyio.CancelScope(shield=True):
                 ws_server.close()  # closes every connection with 1001 (going away)
+                state.handshakes.drop_held()  # never read: nothing to say to them
                 with anyio.move_on_after(SHUTDOWN_TIMEOUT):
                     await ws_server.wait_closed()
                 ttl_task.cancel()

@@ -25,6 +25,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -76,21 +77,81 @@ MALFORMED_FRAME = '{"type":"channelSend","channelId":'
 
 
 class GuardedConnection(ServerConnection):
-    """The websockets connection class of the server: drops unauthenticated rule-breakers.
+    """The websockets connection class of the server: cheap to refuse before authentication.
 
     After failing a connection (a frame over the size limit, say), websockets keeps
     reading and discarding what the peer sends until the close handshake times out: an
     unauthenticated client pushing 60 MB frames would keep the event loop busy discarding
     them for seconds, stalling every other client. Until the socket authenticates, a peer
-    that breaks the protocol has its TCP connection dropped at once instead.
+    that breaks the protocol has its TCP connection dropped at once instead, and the failure
+    is charged to its address (:class:`~lmstudio_sdk.server._handshakes.HandshakeBudget`).
+    A new connection from an address whose budget is spent is *held*: never read (no HTTP
+    parsing, no handler task), and dropped after ``auth_timeout``.
+
+    The server makes one subclass per running server (:meth:`for_server`), which knows its
+    state.
     """
 
     authenticated = False
+    server_state: ServerState
+    _held: asyncio.TimerHandle | None = None
+    transport_abort: Callable[[], None]
+
+    @classmethod
+    def for_server(cls, state: ServerState) -> type[GuardedConnection]:
+        """This class, bound to one server's state (websockets creates the instances)."""
+        return type("ServedConnection", (cls,), {"server_state": state})
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        state = self.server_state
+        address = _transport_address(transport)
+        if not state.handshakes.over_budget(address):
+            super().connection_made(transport)
+            return
+        state.record_refusal("failed handshakes")
+        assert isinstance(transport, asyncio.Transport)
+        if not state.handshakes.hold(transport.abort):
+            transport.abort()  # no hold slot left: dropped at accept
+            return
+        loop = asyncio.get_running_loop()
+        # Not read: the peer's writes fill its own buffers. (Paused on the next turn of the
+        # loop: asyncio starts reading a new transport after this method returns.)
+        loop.call_soon(transport.pause_reading)
+        self._held = loop.call_later(state.options.auth_timeout, transport.abort)
+        self.transport_abort = transport.abort
 
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            return  # a held socket's data that raced the pause: dropped unread
         super().data_received(data)
         if not self.authenticated and self.protocol.parser_exc is not None:
             self.transport.abort()
+            self.handshake_failed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._held is not None:
+            self._held.cancel()
+            self.server_state.handshakes.release(self.transport_abort)
+            return
+        if self.protocol.handshake_exc is not None:  # not HTTP, or not a valid upgrade
+            self.handshake_failed()
+        super().connection_lost(exc)
+
+    def eof_received(self) -> None:
+        if self._held is None:
+            super().eof_received()
+
+    def handshake_failed(self) -> None:
+        """Charge a handshake that failed before authentication to the peer's address."""
+        state = self.server_state
+        log_line = state.handshakes.failed(peer_address(self))
+        if log_line is not None:
+            state.logs.server_log(log_line, "warn")
+
+
+def _transport_address(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
 class ConnectionDropped(Exception):
@@ -217,6 +278,7 @@ class Connection:
                         logger.info(
                             "%r: authentication rejected: %s", self, printable(event.reason)
                         )
+                        self._handshake_failed()
                         await self._close(1008, "authentication failed")
                         return False
                     if isinstance(event, MessageIgnored):
@@ -229,8 +291,13 @@ class Connection:
         logger.info("%r: no authentication within %gs", self, self.server.options.auth_timeout)
         if reply is not None:
             await self._send_frames([reply])
+        self._handshake_failed()
         await self._close(1008, "authentication timed out")
         return False
+
+    def _handshake_failed(self) -> None:
+        if isinstance(self.ws, GuardedConnection):
+            self.ws.handshake_failed()
 
     async def _read_loop(self) -> None:
         while True:
@@ -457,13 +524,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 def peer_address(ws: ServerConnection) -> str:
     """The remote IP address of a socket (``"?"`` when unknown)."""
-    try:
-        address = ws.remote_address
-    except Exception:  # pragma: no cover - transport already gone
-        return "?"
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return str(address)
+    return _transport_address(ws.transport)
 
 
 def _peer_name(ws: ServerConnection) -> str:
