@@ -35,6 +35,8 @@ import anyio
 import anyio.to_thread
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import Event
 
 from ..errors import LMStudioServerError, LocalProtocolError
 from ..protocol.endpoints._spec import ChannelSpec, RpcSpec
@@ -93,6 +95,8 @@ class GuardedConnection(ServerConnection):
     """
 
     authenticated = False
+    messages_received = 0
+    """Data messages websockets has queued for the reader so far (see :meth:`Connection.caught_up`)."""
     server_state: ServerState
     _held: asyncio.TimerHandle | None = None
     transport_abort: Callable[[], None]
@@ -136,6 +140,11 @@ class GuardedConnection(ServerConnection):
         if self.protocol.handshake_exc is not None:  # not HTTP, or not a valid upgrade
             self.handshake_failed()
         super().connection_lost(exc)
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
+            self.messages_received += 1
 
     def eof_received(self) -> None:
         if self._held is None:
@@ -186,6 +195,7 @@ class ChannelContext(CallContext):
         self.channel_id = channel_id
         self.spec = spec
         self.cancel_requested = anyio.Event()
+        self.started = anyio.Event()  # set once the channel is counted in the stats
         self.packets: list[Any] = []
 
     async def send(self, packet: Any, *, check: bool = True) -> None:
@@ -227,6 +237,9 @@ class Connection:
         self._dropped = False
         self._peer = _peer_name(ws)
         self._large_frame = server.options.limits.large_frame_bytes
+        self._handled = 0  # frames received and handled (see caught_up)
+        self._ended = False
+        self._progress = anyio.Event()  # set (and replaced) at each handled frame
 
     def __repr__(self) -> str:
         return f"<Connection /{self.namespace} from {self._peer} {self.session.state.value}>"
@@ -244,6 +257,8 @@ class Connection:
                 # The socket is gone: stop every call and channel of this connection.
                 task_group.cancel_scope.cancel()
         finally:
+            self._ended = True
+            self._frame_handled()  # wakes caught_up() waiters for good
             event = self.session.connection_lost()
             if event.open_channels or event.pending_calls:
                 logger.debug(
@@ -263,6 +278,7 @@ class Connection:
                 except ConnectionClosed:
                     return False
                 events = self.session.receive_text(frame)
+                self._frame_handled()
                 await self._send_frames(self.session.data_to_send())
                 for event in events:
                     if isinstance(event, ClientAuthenticated):
@@ -321,6 +337,33 @@ class Connection:
                 await self._send_frames(frames)
             for event in events:
                 await self._dispatch(event)
+            self._frame_handled()
+
+    def _frame_handled(self) -> None:
+        self._handled += 1
+        self._progress.set()
+        self._progress = anyio.Event()
+
+    async def caught_up(self) -> None:
+        """Return once every frame the client sent before this call has been handled.
+
+        The pong to a websocket ping comes after everything the client sent before it, and
+        when it arrives those frames are queued for the reader: wait until the reader has
+        handled them and the channels they opened have started (are counted in the stats).
+        Unbounded: the caller sets the deadline.
+        """
+        ws = self.ws
+        if not isinstance(ws, GuardedConnection):
+            return
+        try:
+            await (await ws.ping())
+        except ConnectionClosed:
+            return
+        target = ws.messages_received
+        while self._handled < target and not self._ended:
+            await self._progress.wait()
+        for context in list(self._channels.values()):
+            await context.started.wait()
 
     async def _dispatch(self, event: ServerEvent) -> None:
         assert self._task_group is not None
@@ -406,6 +449,7 @@ class Connection:
         endpoint = f"{event.spec.namespace}.{event.spec.name}"
         # Counted while the handler runs: no longer counted once the client sees the end.
         stats.channel_opened(endpoint)
+        context.started.set()
         try:
             try:
                 await handler(context, event.creation_parameter)

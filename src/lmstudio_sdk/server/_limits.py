@@ -62,9 +62,7 @@ class ServerLimits:
     max_auth_frame_bytes: int = attrs.field(default=64 * _KIB, validator=_check_positive)
     max_connections: int = attrs.field(default=1024, validator=_check_positive)
     max_connections_per_address: int = attrs.field(default=256, validator=_check_positive)
-    max_connections_per_loopback_address: int = attrs.field(
-        default=1024, validator=_check_positive
-    )
+    max_connections_per_loopback_address: int = attrs.field(default=1024, validator=_check_positive)
     max_channels_per_connection: int = attrs.field(default=1024, validator=_check_positive)
     max_loaded_instances_per_client: int = attrs.field(default=16, validator=_check_positive)
     max_upload_files_per_client: int = attrs.field(default=1000, validator=_check_positive)
