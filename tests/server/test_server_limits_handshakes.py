@@ -153,3 +153,29 @@ async def test_an_address_whose_handshakes_fail_is_held_and_others_are_served(
         ) as other:
             await other.send(UPGRADE)
             assert (await _read_until_closed(other)).startswith(b"HTTP/1.1 101")
+
+
+async def test_a_client_from_a_held_address_connects_once_the_budget_refills(
+    server_factory: Callable[..., BackgroundServer],
+) -> None:
+    # Real time here (the refill itself is the clock-driven test above): 0.25 per second,
+    # so the address is over budget for about 4 s after its third failure.
+    server = server_factory(
+        auth_timeout=1.0,
+        limits=ServerLimits(
+            max_auth_frame_bytes=4096, failed_handshake_burst=3, failed_handshake_refill=0.25
+        ),
+    )
+    for _ in range(3):
+        await _fail_with_a_big_frame(server.port, "127.0.0.1")
+    # A well-behaved client from the same address: held (and dropped) at first, then it
+    # gets in and is served once the budget has refilled; bounded, never locked out.
+    with anyio.fail_after(3 * WAIT):
+        while True:
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+                await stream.send(UPGRADE)
+                if (await _read_until_closed(stream)).startswith(b"HTTP/1.1 101"):
+                    break
+    assert server.refusals()["failed handshakes"] >= 1
+    async with connect(server, "system") as client:
+        assert (await client.result(system.VERSION)).version
