@@ -179,3 +179,29 @@ async def test_a_client_from_a_held_address_connects_once_the_budget_refills(
     assert server.refusals()["failed handshakes"] >= 1
     async with connect(server, "system") as client:
         assert (await client.result(system.VERSION)).version
+
+
+async def test_beyond_the_held_bound_connections_are_dropped_at_accept(
+    server_factory: Callable[..., BackgroundServer],
+) -> None:
+    # A long auth timeout: the one held socket stays held for the whole test, so a socket
+    # that is closed within WAIT was dropped at accept.
+    server = server_factory(
+        auth_timeout=120.0,
+        limits=ServerLimits(
+            max_auth_frame_bytes=4096,
+            failed_handshake_burst=1,
+            failed_handshake_refill=0.001,
+            max_held_connections=1,
+        ),
+    )
+    await _fail_with_a_big_frame(server.port, "127.0.0.1")
+    async with await anyio.connect_tcp("127.0.0.1", server.port) as held:
+        await held.send(UPGRADE)
+        async with await anyio.connect_tcp("127.0.0.1", server.port) as dropped:
+            await dropped.send(UPGRADE)
+            assert await _read_until_closed(dropped) == b""
+        assert server.refusals()["failed handshakes"] == 2
+        # The server stops promptly with a socket held, and drops it.
+        await anyio.to_thread.run_sync(server.stop)
+        assert await _read_until_closed(held) == b""

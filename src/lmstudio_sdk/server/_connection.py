@@ -96,10 +96,10 @@ class GuardedConnection(ServerConnection):
 
     authenticated = False
     messages_received = 0
-    """Data messages websockets has queued for the reader so far (see :meth:`Connection.caught_up`)."""
+    """Data messages queued for the reader so far (see :meth:`Connection.caught_up`)."""
     server_state: ServerState
-    _held: asyncio.TimerHandle | None = None
-    transport_abort: Callable[[], None]
+    _held = False  # held or dropped at accept: never handed to websockets
+    _release: Callable[[], None] | None = None
 
     @classmethod
     def for_server(cls, state: ServerState) -> type[GuardedConnection]:
@@ -112,6 +112,7 @@ class GuardedConnection(ServerConnection):
         if not state.handshakes.over_budget(address):
             super().connection_made(transport)
             return
+        self._held = True
         state.record_refusal("failed handshakes")
         assert isinstance(transport, asyncio.Transport)
         if not state.handshakes.hold(transport.abort):
@@ -121,11 +122,16 @@ class GuardedConnection(ServerConnection):
         # Not read: the peer's writes fill its own buffers. (Paused on the next turn of the
         # loop: asyncio starts reading a new transport after this method returns.)
         loop.call_soon(transport.pause_reading)
-        self._held = loop.call_later(state.options.auth_timeout, transport.abort)
-        self.transport_abort = transport.abort
+        deadline = loop.call_later(state.options.auth_timeout, transport.abort)
+
+        def release() -> None:
+            deadline.cancel()
+            state.handshakes.release(transport.abort)
+
+        self._release = release
 
     def data_received(self, data: bytes) -> None:
-        if self._held is not None:
+        if self._held:
             return  # a held socket's data that raced the pause: dropped unread
         super().data_received(data)
         if not self.authenticated and self.protocol.parser_exc is not None:
@@ -133,9 +139,9 @@ class GuardedConnection(ServerConnection):
             self.handshake_failed()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._held is not None:
-            self._held.cancel()
-            self.server_state.handshakes.release(self.transport_abort)
+        if self._held:
+            if self._release is not None:
+                self._release()
             return
         if self.protocol.handshake_exc is not None:  # not HTTP, or not a valid upgrade
             self.handshake_failed()
@@ -147,7 +153,7 @@ class GuardedConnection(ServerConnection):
             self.messages_received += 1
 
     def eof_received(self) -> None:
-        if self._held is None:
+        if not self._held:
             super().eof_received()
 
     def handshake_failed(self) -> None:
