@@ -36,9 +36,11 @@ UPGRADE = (
 )
 
 
-async def _upgrade(server: BackgroundServer, path: str, extra: str = "") -> tuple[int, str, Any]:
+async def _upgrade(
+    server: BackgroundServer, path: str, extra: str = "", *, local_host: str | None = None
+) -> tuple[int, str, Any]:
     """Send a websocket upgrade by hand: the status, the response, and the open stream."""
-    stream = await anyio.connect_tcp("127.0.0.1", server.port)
+    stream = await anyio.connect_tcp("127.0.0.1", server.port, local_host=local_host)
     try:
         await stream.send(UPGRADE.format(path=path, extra=extra).encode())
         received = b""
@@ -92,7 +94,8 @@ def _notify(title: str) -> Any:
 async def test_connections_are_bounded_per_address_with_a_clear_reason(
     server_factory: Callable[..., BackgroundServer],
 ) -> None:
-    server = server_factory(limits=ServerLimits(max_connections_per_address=3))
+    # Loopback addresses have their own bound (every local process shares 127.0.0.1).
+    server = server_factory(limits=ServerLimits(max_connections_per_loopback_address=3))
     streams = []
     try:
         for _ in range(3):
@@ -103,7 +106,7 @@ async def test_connections_are_bounded_per_address_with_a_clear_reason(
         await refused.aclose()
         assert status == 503
         assert "Too many connections from 127.0.0.1" in response
-        assert "max_connections_per_address" in response
+        assert "max_connections_per_loopback_address" in response
         assert server.refusals()["too many connections"] >= 1
     finally:
         for stream in streams:
@@ -116,6 +119,23 @@ async def test_connections_are_bounded_per_address_with_a_clear_reason(
             await stream.aclose()
             if status == 101:
                 break
+
+
+async def test_the_per_address_bound_is_for_other_machines_not_this_one(
+    server_factory: Callable[..., BackgroundServer],
+) -> None:
+    # The processes of a developer's machine all connect from 127.0.0.1: a bound meant for
+    # one remote machine would have them lock each other out.
+    server = server_factory(limits=ServerLimits(max_connections_per_address=2))
+    streams = []
+    try:
+        for _ in range(4):
+            status, _, stream = await _upgrade(server, "/llm")
+            streams.append(stream)
+            assert status == 101
+    finally:
+        for stream in streams:
+            await stream.aclose()
 
 
 async def test_the_total_number_of_connections_is_bounded(

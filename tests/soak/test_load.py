@@ -101,12 +101,13 @@ async def test_a_flooded_server_keeps_serving_a_good_client(
             report = (await anyio.to_thread.run_sync(attacker.stdout.read)).split()
             attacker.wait(60)
         assert (await client.system.version()).version
-    _, idle_open, floods = report
+    _, idle_open, floods, idle_for = report
     normal, during = statistics.median(paused), statistics.median(flooding)
     print(
         f"\nload: median RPC {before * 1e3:.2f} ms before, {normal * 1e3:.2f} ms with the "
         f"attacker paused, {during * 1e3:.2f} ms under attack ({floods} 60 MB frames "
-        f"tried, {idle_open} of 500 idle sockets still open); server RSS {rss / 2**20:.0f} MiB"
+        f"tried, {idle_open} of 500 idle sockets still open after {idle_for} s); server RSS "
+        f"{rss / 2**20:.0f} MiB"
     )
     assert int(idle_open) == 500
     assert int(floods) >= 4

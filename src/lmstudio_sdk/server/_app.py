@@ -91,6 +91,8 @@ def _request_handler(state: ServerState) -> Callable[[ServerConnection, Request]
         origin = request.headers.get("Origin")
         if origin is not None and origin.rstrip("/").lower() not in options.allowed_origins:
             state.record_refusal("origin not allowed")
+            if isinstance(ws, GuardedConnection):
+                ws.handshake_failed()
             return ws.respond(
                 HTTPStatus.FORBIDDEN,
                 f"Websocket from origin {printable(origin, 200)} refused: browser pages may "
@@ -116,8 +118,11 @@ class RunningServer:
     ``/llm``...), ``http_url`` the same for HTTP probes.
     """
 
-    def __init__(self, state: ServerState, host: str, port: int) -> None:
+    def __init__(
+        self, state: ServerState, host: str, port: int, connections: set[Connection]
+    ) -> None:
         self._state = state
+        self._connections = connections
         self.host = host
         self.port = port
 
@@ -162,6 +167,20 @@ class RunningServer:
     async def connections_closed(self) -> None:
         """Wait until no websocket is open (every client's close has been processed)."""
         await self._state.connections.wait_idle()
+
+    async def caught_up(self, within: float = 2.0) -> bool:
+        """Wait until the server has handled every frame its clients sent before this call.
+
+        Each socket gets a websocket ping; its pong follows what the client sent before, so
+        once the pongs are back and those frames handled, the channels the clients opened
+        are counted in :attr:`stats`. ``False`` if some client did not answer within
+        ``within`` seconds (its event loop is blocked, or gone).
+        """
+        with anyio.move_on_after(within) as scope:
+            async with anyio.create_task_group() as task_group:
+                for connection in list(self._connections):
+                    task_group.start_soon(connection.caught_up)
+        return not scope.cancelled_caught
 
     @property
     def refusals(self) -> dict[str, int]:
@@ -219,6 +238,7 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             "" if options.requires_token else " and accepts any client (no API token required)",
         )
     state = ServerState(options, options.resolved_models())
+    live: set[Connection] = set()
 
     async def handler(ws: ServerConnection) -> None:
         namespace = urlsplit(ws.request.path).path[1:] if ws.request is not None else ""
@@ -231,11 +251,14 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             with contextlib.suppress(Exception):
                 await ws.close(1013, "too many connections; retry later")
             return
+        connection = Connection(ws, namespace, state)
+        live.add(connection)
         try:
-            await Connection(ws, namespace, state).serve()
+            await connection.serve()
         except Exception:
             logger.exception("connection handler for /%s failed", namespace)
         finally:
+            live.discard(connection)
             state.connections.remove(address)
 
     try:
@@ -250,7 +273,7 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             close_timeout=2,
             server_header=f"lmstudio-sdk/{__version__}",
             logger=_WEBSOCKETS_LOGGER,
-            create_connection=GuardedConnection,
+            create_connection=GuardedConnection.for_server(state),
         )
         # The TTL watcher is a task owned by this block, cancelled and awaited when it ends.
         # It is not in a task group: the caller's code runs inside this block, and a task
@@ -260,12 +283,13 @@ async def running_server(options: ServerOptions | None = None) -> AsyncIterator[
             if options.catalog is not None:
                 await state.catalog.preload(options.catalog.preloads)
             port = int(ws_server.sockets[0].getsockname()[1])
-            server = RunningServer(state, options.host, port)
+            server = RunningServer(state, options.host, port, live)
             logger.info("serving %s on %s", ", ".join(server.model_keys), server.url)
             yield server
         finally:
             with anyio.CancelScope(shield=True):
                 ws_server.close()  # closes every connection with 1001 (going away)
+                state.handshakes.drop_held()  # never read: nothing to say to them
                 with anyio.move_on_after(SHUTDOWN_TIMEOUT):
                     await ws_server.wait_closed()
                 ttl_task.cancel()

@@ -192,6 +192,11 @@ class BackgroundServer:
         """Block until no websocket is open (raises ``TimeoutError`` after ``shutdown_timeout``)."""
         self._call(self._running().connections_closed)
 
+    def caught_up(self, within: float = 2.0) -> bool:
+        """Wait until the server has handled every frame its clients sent before this call
+        (see :meth:`RunningServer.caught_up`); ``False`` if a client did not answer in time."""
+        return bool(self._call(self._running().caught_up, within))
+
     def refusals(self) -> dict[str, int]:
         """Sockets refused or closed by the server's limits, by reason (thread-safe)."""
         result = self._call(lambda: self._running().refusals)

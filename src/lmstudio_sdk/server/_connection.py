@@ -25,6 +25,7 @@ Theory of operation
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,8 @@ import anyio
 import anyio.to_thread
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import DATA_OPCODES, Frame
+from websockets.protocol import Event
 
 from ..errors import LMStudioServerError, LocalProtocolError
 from ..protocol.endpoints._spec import ChannelSpec, RpcSpec
@@ -77,21 +80,94 @@ MALFORMED_FRAME = '{"type":"channelSend","channelId":'
 
 
 class GuardedConnection(ServerConnection):
-    """The websockets connection class of the server: drops unauthenticated rule-breakers.
+    """The websockets connection class of the server: cheap to refuse before authentication.
 
     After failing a connection (a frame over the size limit, say), websockets keeps
     reading and discarding what the peer sends until the close handshake times out: an
     unauthenticated client pushing 60 MB frames would keep the event loop busy discarding
     them for seconds, stalling every other client. Until the socket authenticates, a peer
-    that breaks the protocol has its TCP connection dropped at once instead.
+    that breaks the protocol has its TCP connection dropped at once instead, and the failure
+    is charged to its address (:class:`~lmstudio_sdk.server._handshakes.HandshakeBudget`).
+    A new connection from an address whose budget is spent is *held*: never read (no HTTP
+    parsing, no handler task), and dropped after ``auth_timeout``.
+
+    The server makes one subclass per running server (:meth:`for_server`), which knows its
+    state.
     """
 
     authenticated = False
+    messages_received = 0
+    """Data messages queued for the reader so far (see :meth:`Connection.caught_up`)."""
+    server_state: ServerState
+    _held = False  # held or dropped at accept: never handed to websockets
+    _release: Callable[[], None] | None = None
+
+    @classmethod
+    def for_server(cls, state: ServerState) -> type[GuardedConnection]:
+        """This class, bound to one server's state (websockets creates the instances)."""
+        return type("ServedConnection", (cls,), {"server_state": state})
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        state = self.server_state
+        address = _transport_address(transport)
+        if not state.handshakes.over_budget(address):
+            super().connection_made(transport)
+            return
+        self._held = True
+        state.record_refusal("failed handshakes")
+        assert isinstance(transport, asyncio.Transport)
+        if not state.handshakes.hold(transport.abort):
+            transport.abort()  # no hold slot left: dropped at accept
+            return
+        loop = asyncio.get_running_loop()
+        # Not read: the peer's writes fill its own buffers. (Paused on the next turn of the
+        # loop: asyncio starts reading a new transport after this method returns.)
+        loop.call_soon(transport.pause_reading)
+        deadline = loop.call_later(state.options.auth_timeout, transport.abort)
+
+        def release() -> None:
+            deadline.cancel()
+            state.handshakes.release(transport.abort)
+
+        self._release = release
 
     def data_received(self, data: bytes) -> None:
+        if self._held:
+            return  # a held socket's data that raced the pause: dropped unread
         super().data_received(data)
         if not self.authenticated and self.protocol.parser_exc is not None:
             self.transport.abort()
+            self.handshake_failed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._held:
+            if self._release is not None:
+                self._release()
+            return
+        if self.protocol.handshake_exc is not None:  # not HTTP, or not a valid upgrade
+            self.handshake_failed()
+        super().connection_lost(exc)
+
+    def process_event(self, event: Event) -> None:
+        super().process_event(event)
+        if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
+            self.messages_received += 1
+
+    def eof_received(self) -> None:
+        if not self._held:
+            super().eof_received()
+
+    def handshake_failed(self) -> None:
+        """Charge a handshake that failed before authentication to the peer's address."""
+        state = self.server_state
+        log_line = state.handshakes.failed(peer_address(self))
+        if log_line is not None:
+            state.logs.server_log(log_line, "warn")
+
+
+def _transport_address(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
 
 
 class ConnectionDropped(Exception):
@@ -126,6 +202,7 @@ class ChannelContext(CallContext):
         self.channel_id = channel_id
         self.spec = spec
         self.cancel_requested = anyio.Event()
+        self.started = anyio.Event()  # set once the channel is counted in the stats
         self.packets: list[Any] = []
 
     async def send(self, packet: Any, *, check: bool = True) -> None:
@@ -167,6 +244,9 @@ class Connection:
         self._dropped = False
         self._peer = _peer_name(ws)
         self._large_frame = server.options.limits.large_frame_bytes
+        self._handled = 0  # frames received and handled (see caught_up)
+        self._ended = False
+        self._progress = anyio.Event()  # set (and replaced) at each handled frame
 
     def __repr__(self) -> str:
         return f"<Connection /{self.namespace} from {self._peer} {self.session.state.value}>"
@@ -184,6 +264,8 @@ class Connection:
                 # The socket is gone: stop every call and channel of this connection.
                 task_group.cancel_scope.cancel()
         finally:
+            self._ended = True
+            self._frame_handled()  # wakes caught_up() waiters for good
             event = self.session.connection_lost()
             if event.open_channels or event.pending_calls:
                 logger.debug(
@@ -203,6 +285,7 @@ class Connection:
                 except ConnectionClosed:
                     return False
                 events = self.session.receive_text(frame)
+                self._frame_handled()
                 await self._send_frames(self.session.data_to_send())
                 for event in events:
                     if isinstance(event, ClientAuthenticated):
@@ -218,6 +301,7 @@ class Connection:
                         logger.info(
                             "%r: authentication rejected: %s", self, printable(event.reason)
                         )
+                        self._handshake_failed()
                         await self._close(1008, "authentication failed")
                         return False
                     if isinstance(event, MessageIgnored):
@@ -230,8 +314,13 @@ class Connection:
         logger.info("%r: no authentication within %gs", self, self.server.options.auth_timeout)
         if reply is not None:
             await self._send_frames([reply])
+        self._handshake_failed()
         await self._close(1008, "authentication timed out")
         return False
+
+    def _handshake_failed(self) -> None:
+        if isinstance(self.ws, GuardedConnection):
+            self.ws.handshake_failed()
 
     async def _read_loop(self) -> None:
         while True:
@@ -255,6 +344,33 @@ class Connection:
                 await self._send_frames(frames)
             for event in events:
                 await self._dispatch(event)
+            self._frame_handled()
+
+    def _frame_handled(self) -> None:
+        self._handled += 1
+        self._progress.set()
+        self._progress = anyio.Event()
+
+    async def caught_up(self) -> None:
+        """Return once every frame the client sent before this call has been handled.
+
+        The pong to a websocket ping comes after everything the client sent before it, and
+        when it arrives those frames are queued for the reader: wait until the reader has
+        handled them and the channels they opened have started (are counted in the stats).
+        Unbounded: the caller sets the deadline.
+        """
+        ws = self.ws
+        if not isinstance(ws, GuardedConnection):
+            return
+        try:
+            await (await ws.ping())
+        except ConnectionClosed:
+            return
+        target = ws.messages_received
+        while self._handled < target and not self._ended:
+            await self._progress.wait()
+        for context in list(self._channels.values()):
+            await context.started.wait()
 
     async def _dispatch(self, event: ServerEvent) -> None:
         assert self._task_group is not None
@@ -338,6 +454,7 @@ class Connection:
         endpoint = f"{event.spec.namespace}.{event.spec.name}"
         # Counted while the handler runs: no longer counted once the client sees the end.
         stats.channel_opened(endpoint)
+        context.started.set()
         try:
             try:
                 await handler(context, event.creation_parameter)
@@ -463,13 +580,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 def peer_address(ws: ServerConnection) -> str:
     """The remote IP address of a socket (``"?"`` when unknown)."""
-    try:
-        address = ws.remote_address
-    except Exception:  # pragma: no cover - transport already gone
-        return "?"
-    if isinstance(address, tuple) and address:
-        return str(address[0])
-    return str(address)
+    return _transport_address(ws.transport)
 
 
 def _peer_name(ws: ServerConnection) -> str:

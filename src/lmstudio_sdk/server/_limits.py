@@ -9,6 +9,7 @@ generous for real clients and small for anything that has not authenticated.
 from __future__ import annotations
 
 import collections
+import ipaddress
 from typing import Any
 
 import anyio
@@ -33,7 +34,11 @@ class ServerLimits:
         authenticated (the auth packet is well under 1 KiB); bigger closes it with 1009.
     :param max_connections: websockets open at once, all clients together; one more gets
         HTTP 503 (or close code 1013 if it raced past the check).
-    :param max_connections_per_address: websockets open at once from one remote address.
+    :param max_connections_per_address: websockets open at once from one remote address
+        (another machine).
+    :param max_connections_per_loopback_address: websockets open at once from one loopback
+        address (``127.0.0.1``, ``::1``): every process of this machine shares it (apps,
+        editors, test runs in parallel), so by default only ``max_connections`` bounds it.
     :param max_channels_per_connection: channels open at once on one socket; one more is
         refused with a ``channelError``.
     :param max_loaded_instances_per_client: model instances one client identity has loaded
@@ -45,11 +50,19 @@ class ServerLimits:
         reading) before the server closes it (code 1008) and logs why.
     :param large_frame_bytes: frames at least this big are decoded in a worker thread, so
         that parsing them does not stall the other clients.
+    :param failed_handshake_burst: handshakes from one address that may fail before
+        authentication (too big a frame, bad credentials, no authentication in time, a
+        refused origin, not HTTP) before its new connections are held: accepted, not read,
+        and dropped after ``auth_timeout``. Open sockets are never affected.
+    :param failed_handshake_refill: failures per second the budget of an address refills.
+    :param max_held_connections: held connections at once, all addresses together; more
+        are dropped at accept.
     """
 
     max_auth_frame_bytes: int = attrs.field(default=64 * _KIB, validator=_check_positive)
     max_connections: int = attrs.field(default=1024, validator=_check_positive)
     max_connections_per_address: int = attrs.field(default=256, validator=_check_positive)
+    max_connections_per_loopback_address: int = attrs.field(default=1024, validator=_check_positive)
     max_channels_per_connection: int = attrs.field(default=1024, validator=_check_positive)
     max_loaded_instances_per_client: int = attrs.field(default=16, validator=_check_positive)
     max_upload_files_per_client: int = attrs.field(default=1000, validator=_check_positive)
@@ -59,6 +72,9 @@ class ServerLimits:
     max_experiment_flags: int = attrs.field(default=256, validator=_check_positive)
     send_stall_timeout: float = attrs.field(default=30.0, validator=_check_positive)
     large_frame_bytes: int = attrs.field(default=1 * _MIB, validator=_check_positive)
+    failed_handshake_burst: int = attrs.field(default=20, validator=_check_positive)
+    failed_handshake_refill: float = attrs.field(default=1.0, validator=_check_positive)
+    max_held_connections: int = attrs.field(default=256, validator=_check_positive)
 
 
 class ConnectionCounter:
@@ -78,11 +94,15 @@ class ConnectionCounter:
                 f"Too many connections: this server accepts {self._limits.max_connections} at "
                 "once (limits.max_connections). Close unused clients and retry."
             )
-        if self._by_address[address] >= self._limits.max_connections_per_address:
+        if _is_loopback(address):
+            limit, field = self._limits.max_connections_per_loopback_address, "loopback_address"
+        else:
+            limit, field = self._limits.max_connections_per_address, "address"
+        if self._by_address[address] >= limit:
             return (
-                f"Too many connections from {address}: this server accepts "
-                f"{self._limits.max_connections_per_address} at once from one address "
-                "(limits.max_connections_per_address). Close unused clients and retry."
+                f"Too many connections from {address}: this server accepts {limit} at once "
+                f"from one address (limits.max_connections_per_{field}). Close unused "
+                "clients and retry."
             )
         return None
 
@@ -108,6 +128,13 @@ class ConnectionCounter:
         """Wait until no websocket is open."""
         while self.total:
             await self._idle.wait()
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)} | {

@@ -12,6 +12,7 @@ from ._connection import ChannelHandler, RpcHandler
 from ._errors import bad_request
 from ._files import FileStore
 from ._handlers import TABLE
+from ._handshakes import HandshakeBudget
 from ._limits import ConnectionCounter
 from ._logs import LogBus
 from ._options import ServedModel, ServerOptions
@@ -31,6 +32,7 @@ class ServerState:
         self.registry = IdentityRegistry(options.api_tokens, require_token=options.requires_token)
         self.logs = LogBus(share=options.share_logs)
         self.connections = ConnectionCounter(options.limits)
+        self.handshakes = HandshakeBudget(options.limits)
         self.refusals: collections.Counter[str] = collections.Counter()
         self._loaded_by: dict[str, str] = {}  # instance identifier -> client identity
         self.catalog = ModelCatalog(models, self.logs, llama_threads=options.llama_threads)

@@ -34,15 +34,20 @@ def assert_no_open_channels(
 ) -> None:
     """Fail unless no channel is open on ``server`` (beyond ``baseline``).
 
-    A channel the client has just cancelled may take the server a moment to end, so the
-    check waits up to ``within`` seconds for the count to drop. It blocks the calling
-    thread: in an async test, run it in a worker thread
+    Channels whose create frame is still on its way count: the server first handles
+    everything its clients sent before the call (their event loops must be running to
+    answer its ping). A channel the client has just cancelled may take the server a
+    moment to end, so the check waits up to ``within`` seconds for the count to drop. It
+    blocks the calling thread: in an async test, run it in a worker thread
     (``await anyio.to_thread.run_sync(assert_no_open_channels, server)``) so that the
     client's event loop can still send its cancels.
 
     :raises AssertionError: naming the endpoints with channels left open, and how many.
     """
     deadline = time.monotonic() + within
+    # A stream opened on a test's last line: its create frame may not have reached the
+    # server yet. Catch up with every client first (a ping round trip on each socket).
+    server.caught_up(within)
     while True:
         left = open_channels_beyond(server, baseline or {})
         if not left:
