@@ -26,18 +26,23 @@ import anyio
 
 from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
-from ..chat import FileHandle
-from ..config import LoadModelConfig, load_config_from, load_config_stack
 from ..errors import RemoteProtocolError
 from ..protocol._unset import UNSET
 from ..protocol.codec import Unknown
-from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
-from ..results import ModelInfo, ModelInstanceInfo
+from ..protocol.endpoints import namespace_module, shared
+from ..protocol.endpoints._spec import raw_result
+from ..results import ModelInfo, ModelInstanceInfo, instance_infos
+from ._images import IMAGE_SUFFIXES, image_suffix
 from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 from .streams import StreamScope
 
+# Why the imports inside methods: a namespace's endpoint module, ``chat`` and ``config``
+# are imported when first used, so a client starts without them (benchmarks/analysis.md 11).
 if TYPE_CHECKING:
+    from ..chat import FileHandle
+    from ..config import LoadModelConfig
+    from ..protocol.endpoints import diagnostics, files, repository, system
     from ..protocol.endpoints._spec import ChannelSpec
     from .channel import Channel
     from .client import AsyncClient
@@ -73,6 +78,13 @@ def _key(value: str, what: str) -> str:
     return value
 
 
+def _load_config(config: LoadModelConfig | Mapping[str, Any] | None, domain: str) -> Any:
+    """The load config stack of ``config`` (an object, a dict of options, or ``None``)."""
+    from ..config import load_config_from, load_config_stack
+
+    return load_config_stack(load_config_from(config), domain)  # type: ignore[arg-type]
+
+
 class _Namespace:
     _name = ""
 
@@ -100,6 +112,7 @@ class SystemNamespace(_Namespace):
 
     async def version(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.VersionResult:
         """The LM Studio version (``.version`` is ``"major.minor.patch"``, ``.build``)."""
+        from ..protocol.endpoints import system
         result: system.VersionResult = await self._connection().call(
             system.VERSION, timeout=timeout
         )
@@ -107,6 +120,7 @@ class SystemNamespace(_Namespace):
 
     async def info(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.SystemInfo:
         """The server process: ``pid``, ``is_daemon`` and ``version``."""
+        from ..protocol.endpoints import system
         result: system.SystemInfo = await self._connection().call(system.INFO, timeout=timeout)
         return result
 
@@ -116,6 +130,7 @@ class SystemNamespace(_Namespace):
         """Models on disk; ``domain="llm"`` or ``"embedding"`` keeps only that kind."""
         if domain not in (None, "llm", "embedding"):
             raise ValueError(f"domain must be None, 'llm' or 'embedding', got {domain!r}")
+        from ..protocol.endpoints import system
         models = await self._connection().call(system.LIST_DOWNLOADED_MODELS, timeout=timeout)
         return [
             ModelInfo.from_wire(model)
@@ -132,6 +147,7 @@ class SystemNamespace(_Namespace):
         timeout: float | DefaultType | None = DEFAULT,
     ) -> None:
         """Show a notification in the LM Studio app."""
+        from ..protocol.endpoints import system
         parameter = system.NotifyParameter(
             _key(title, "title"),
             UNSET if description is None else description,
@@ -208,18 +224,23 @@ class LoadStream(Generic[H]):
 
 
 class _ModelNamespace(_Namespace, Generic[H]):
-    _endpoints: ModuleType = llm
     _handle_class: type[AsyncModelHandle] = AsyncModelHandle
 
+    @property
+    def _endpoints(self) -> ModuleType:
+        """This namespace's endpoint module (``llm`` or ``embedding``), imported on first use."""
+        return namespace_module(self._name)
+
     def _handle(self, info: Any) -> H:
-        public = ModelInstanceInfo.from_wire(info)
+        public = info if isinstance(info, ModelInstanceInfo) else ModelInstanceInfo.from_wire(info)
         handle: H = self._handle_class(self, public.identifier, public)  # type: ignore[assignment]
         return handle
 
     async def list_loaded(self, *, timeout: float | DefaultType | None = DEFAULT) -> list[H]:
         """The loaded instances of this kind, as handles (``handle.info`` has the details)."""
-        infos = await self._connection().call(self._endpoints.LIST_LOADED, timeout=timeout)
-        return [self._handle(info) for info in infos]
+        spec = self._endpoints.LIST_LOADED
+        raw = await self._connection().call(raw_result(spec), timeout=timeout)
+        return [self._handle(info) for info in instance_infos(raw, spec)]
 
     async def get_model_info(
         self, identifier: str | None = None, *, timeout: float | DefaultType | None = DEFAULT
@@ -265,7 +286,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         """
         parameter = shared.LoadModelCreationParameter(
             _key(key, "key"),
-            load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
+            _load_config(config, self._name),
             UNSET if identifier is None else _key(identifier, "identifier"),
             UNSET,
             ttl_ms(ttl),
@@ -346,7 +367,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
             return self._handle_class(self, info.identifier, info)  # type: ignore[return-value]
         parameter = shared.GetOrLoadCreationParameter(
             _key(key, "key"),
-            load_config_stack(load_config_from(config), self._name),  # type: ignore[arg-type]
+            _load_config(config, self._name),
             UNSET,
             ttl_ms(ttl),
         )
@@ -361,7 +382,6 @@ class LLMNamespace(_ModelNamespace[AsyncLLM]):
     """``client.llm``: LLMs (list, load, unload, get a handle)."""
 
     _name = "llm"
-    _endpoints = llm
     _handle_class = AsyncLLM
 
 
@@ -369,7 +389,6 @@ class EmbeddingNamespace(_ModelNamespace[AsyncEmbeddingModel]):
     """``client.embedding``: embedding models (list, load, unload, get a handle)."""
 
     _name = "embedding"
-    _endpoints = embedding
     _handle_class = AsyncEmbeddingModel
 
 
@@ -393,6 +412,8 @@ class FilesNamespace(_Namespace):
                 f"data must be bytes, got {type(data).__name__}; read the file first "
                 "(e.g. pathlib.Path(...).read_bytes())"
             )
+        from ..chat import FileHandle
+        from ..protocol.endpoints import files
         parameter = files.UploadFileBase64Parameter(
             _key(name, "name"), base64.b64encode(bytes(data)).decode("ascii")
         )
@@ -431,34 +452,16 @@ class FilesNamespace(_Namespace):
             raise TypeError(f"prepare_image() takes a path or bytes, got {type(source).__name__}")
         if name is not None:
             _key(name, "name")
-        suffix = _image_suffix(data)
+        suffix = image_suffix(data)
         if suffix is None:
             raise ValueError(
                 f"{name or default_name or 'the data'} is not an image "
                 "(PNG, JPEG, GIF, WebP or BMP expected)"
             )
         name = name or default_name or f"image{suffix}"
-        if os.path.splitext(name)[1].lower() not in _IMAGE_SUFFIXES:
+        if os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
             name += suffix
         return await self.upload(name, data, timeout=timeout)
-
-
-_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
-
-
-def _image_suffix(data: bytes) -> str | None:
-    """The file extension of an image's format, from its first bytes (``None``: no image)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return ".gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    if data.startswith(b"BM") and len(data) > 26:
-        return ".bmp"
-    return None
 
 
 # ------------------------------------------------------------------------------- repository
@@ -478,6 +481,7 @@ class RepositoryNamespace(_Namespace):
         timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelSearchResultEntry]:
         """Search for models to download (``limit``: 1 to 25 results)."""
+        from ..protocol.endpoints import repository
         opts = repository.ModelSearchOpts(
             UNSET if search_term is None else search_term,
             UNSET if limit is None else limit,
@@ -495,6 +499,7 @@ class RepositoryNamespace(_Namespace):
         timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelDownloadOption]:
         """The files a search result can be downloaded as (one per quantization...)."""
+        from ..protocol.endpoints import repository
         identifier = getattr(model, "identifier", model)
         if not isinstance(
             identifier,
@@ -527,6 +532,7 @@ class RepositoryNamespace(_Namespace):
         (``drain_timeout``: the longest wait for it to confirm); ``timeout`` is the longest
         silence allowed between progress reports.
         """
+        from ..protocol.endpoints import repository
         download_identifier: Any = getattr(option, "download_identifier", option)
         parameter = repository.DownloadModelCreationParameter(
             _key(download_identifier, "download identifier")
@@ -563,6 +569,7 @@ class LogStream:
         return self
 
     async def __anext__(self) -> diagnostics.DiagnosticsLogEvent:
+        from ..protocol.endpoints import diagnostics
         while True:
             try:
                 packet = await self._channel.receive()
@@ -583,6 +590,7 @@ class DiagnosticsNamespace(_Namespace):
         Leaving the block stops the stream on the server (waiting at most ``drain_timeout``
         seconds for it to confirm; the client's default when omitted).
         """
+        from ..protocol.endpoints import diagnostics
         return StreamScope(
             self._connection(),
             diagnostics.STREAM_LOGS,
