@@ -115,7 +115,6 @@ from .wire import (
     CommunicationWarning,
     KeepAlive,
     KeepAliveAck,
-    RpcCall,
     RpcError,
     RpcResult,
     ServerToClient,
@@ -126,6 +125,7 @@ from .wire import (
     decode_payload,
     encode,
     encode_payload,
+    encode_rpc_call,
     parse_json,
     warning_kind,
 )
@@ -291,7 +291,7 @@ class ClientSession:
         what = f"parameter of {endpoint_label(spec)}"
         raw = _encode_input(spec.parameter, parameter, what=what)
         call_id = self._next_call_id
-        frame = encode(RpcCall(spec.name, call_id, raw), what=what)
+        frame = encode_rpc_call(spec.name, call_id, raw, what=what)
         self._next_call_id += 1
         self._calls[call_id] = spec
         return call_id, frame
