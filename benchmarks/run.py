@@ -45,6 +45,7 @@ sys.path.insert(0, str(HERE))
 # The figure modules import helpers from here as ``run``: the same module, not a second copy.
 sys.modules.setdefault("run", sys.modules[__name__])
 import chart  # noqa: E402
+import embed_bench  # noqa: E402
 import fast_stream  # noqa: E402
 import testdouble  # noqa: E402
 from _common import (  # noqa: E402
@@ -99,6 +100,7 @@ FIGURES = (
     "llama",
     "codec",
     "testdouble",
+    "embed",
 )
 
 # Workload sizes. The quick mode is a smoke run (CI): small, fast, checks counts only.
@@ -118,6 +120,8 @@ FULL: dict[str, Any] = {
     "td_clients": 50,
     "td_seconds": 10.0,
     "td_plugin_runs": 5,
+    "embed_texts": 1_000,
+    "embed_rounds": 2,
     "rpc_count": 2_000,
     "rpc_warmup": 200,
     "rpc_rounds": 3,
@@ -167,6 +171,8 @@ QUICK: dict[str, Any] = {
     "td_clients": 50,
     "td_seconds": 2.0,
     "td_plugin_runs": 1,
+    "embed_texts": 100,
+    "embed_rounds": 1,
     "rpc_count": 200,
     "rpc_warmup": 20,
     "rpc_rounds": 1,
@@ -698,6 +704,7 @@ BENCHES: dict[str, Callable[[Run], None]] = {
     "llama": bench_llama,
     "codec": bench_codec,
     "testdouble": testdouble.bench_testdouble,
+    "embed": embed_bench.bench_embed,
 }
 
 
@@ -751,17 +758,27 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
         ref: str,
         values: dict[str, float],
         unit: str,
-        limit: float,
+        limit: float | None,
         *,
         higher_is_better: bool = False,
     ) -> None:
+        """A row comparing ``name`` with ``ref``; ``limit=None``: the ratio is only reported."""
         if name not in run.contenders:
             return
         value = values.get(name, math.nan)
         base = values.get(ref, math.nan)
         ratio = value / base if base and not math.isnan(base) else math.nan
-        met = None if math.isnan(ratio) else ratio >= limit if higher_is_better else ratio <= limit
-        sign = ">=" if higher_is_better else "<="
+        if limit is None:
+            met, target = None, "reported"
+        else:
+            met = (
+                None
+                if math.isnan(ratio)
+                else ratio >= limit
+                if higher_is_better
+                else ratio <= limit
+            )
+            target = f"{'>=' if higher_is_better else '<='} {limit:g}x"
         rows.append(
             Row(
                 figure,
@@ -770,7 +787,7 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
                 unit,
                 reference=f"{LABEL.get(ref, ref)}: {_fmt(base, unit)}",
                 ratio=ratio,
-                target=f"{sign} {limit:g}x",
+                target=target,
                 met=met,
             )
         )
@@ -807,11 +824,15 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
         )
         for name, floor in FLOOR.items():
             ratio_row(figure, what, name, floor, per, "µs", 1.3)
+        # Round 1 held these to 0.5x the official client, which no client on these websocket
+        # libraries can reach (analysis.md, item 4); round 2 judges the overhead above the
+        # floor instead (the fast figures), so the whole-client ratio is only reported.
         for name, official in OFFICIAL_OF.items():
-            ratio_row(figure, what, name, official, per, "µs", 0.5)
+            ratio_row(figure, what, name, official, per, "µs", None)
 
     fast_stream.summarize_fast(run, rows, detail)
     testdouble.summarize_testdouble(run, rows, detail)
+    embed_bench.summarize_embed(run, rows, detail)
 
     # -- rpc: round trips of listLoaded, then of tokenize (runs before the tokenize figure
     # existed have only the first)
@@ -894,8 +915,8 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
                     med,
                     "ms",
                     reference=f"p99 {_fmt(stats['p99_ms'], 'ms')}",
-                    target="<= 5 ms",
-                    met=None if math.isnan(med) else med <= 5.0,
+                    target="median <= 3 ms, p99 <= 10 ms",
+                    met=None if math.isnan(med) else med <= 3.0 and stats["p99_ms"] <= 10.0,
                 )
             )
 
@@ -965,8 +986,8 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
                     reference=f"single channel: "
                     f"{_fmt(t['single_channel_cpu_us_per_fragment'], 'µs')}",
                     ratio=ratio,
-                    target="<= 1.5x",
-                    met=None if math.isnan(ratio) else ratio <= 1.5,
+                    target="<= 1.3x",
+                    met=None if math.isnan(ratio) else ratio <= 1.3,
                 )
             )
             rows.append(
@@ -1011,7 +1032,7 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
                     "llama_direct",
                     per,
                     "tok/s",
-                    0.9,
+                    0.95,
                     higher_is_better=True,
                 )
 
@@ -1201,6 +1222,7 @@ def render_markdown(
                 ],
             )
     lines += fast_stream.render_fast(detail, c)
+    lines += embed_bench.render_embed(detail)
     for key, what in (("rpc", "listLoaded"), ("rpc_tokenize", "tokenize of a short string")):
         if key not in detail:
             continue

@@ -17,7 +17,7 @@ import pytest
 
 import lmstudio_sdk as lms
 from lmstudio_sdk import LMStudioAuthError
-from lmstudio_sdk.server import BackgroundServer, Script, ServerOptions, scripted_model
+from lmstudio_sdk.server import BackgroundServer, Faults, Script, ServerOptions, scripted_model
 
 KEY = "scripted-llm"
 EMBEDDING = "scripted-embedding"
@@ -99,6 +99,24 @@ def test_configure_after_creation_is_refused(fresh: ModuleType, server: Backgrou
     with pytest.raises(RuntimeError, match="already exists"):
         lms.configure_default_client("localhost:1")
     assert lms.get_default_client().base_url == server.url
+
+
+def test_configure_timeout_given_none_or_not(fresh: ModuleType) -> None:
+    slow = scripted_model(KEY, script=TEXT, faults=Faults(delay=1.0))
+    with BackgroundServer(ServerOptions(port=0, models=(slow,))) as running:
+        lms.configure_default_client(running.url, timeout=0.3)
+        with pytest.raises(lms.LMStudioTimeoutError):
+            lms.llm(KEY).respond("Hi")
+        fresh._default.close()
+        fresh._default = None
+        # None is "no limit" (as for Client), not "not given" (the 60 s default).
+        lms.configure_default_client(running.url, timeout=None)
+        assert lms.get_default_client()._async._timeout is None
+        assert lms.llm(KEY).respond("Hi").content == TEXT.text
+        fresh._default.close()
+        fresh._default = None
+        lms.configure_default_client(running.url)
+        assert lms.get_default_client()._async._timeout == 60.0
 
 
 def test_configure_checks_its_arguments(fresh: ModuleType) -> None:

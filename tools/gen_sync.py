@@ -128,7 +128,7 @@ class Method:
             if p.arg not in drop:
                 parts.append(f"{p.arg}={replace.get(p.arg, p.arg)}")
         if args.kwarg:
-            parts.append(f"**{args.kwarg.arg}")
+            parts.append(f"**{replace.get(args.kwarg.arg, args.kwarg.arg)}")
         return ", ".join(parts)
 
     def relayed(self) -> dict[str, str]:
@@ -146,22 +146,18 @@ def _call(method: Method) -> str:
     return f"self._portal().run(self._async.{method.name}{', ' if arguments else ''}{arguments})"
 
 
-_PREDICTION_CALLBACKS = (
-    "on_message",
-    "on_first_token",
-    "on_prediction_fragment",
-    "on_prompt_processing_progress",
-)
-
-
 def _prediction_stream(method: Method) -> str:
     # The stream collects events in the loop and replays them, callbacks included, in the
     # calling thread; the final message comes through ``record``.
-    forward = method.forward(drop=_PREDICTION_CALLBACKS[1:], on_message="record")
+    assert method.node.args.kwarg is not None, f"{method.name}() takes no **keywords"
+    keywords = method.node.args.kwarg.arg
+    forward = method.forward(**{keywords: "others"})
     return f"""
-callbacks = PredictionCallbacks({", ".join(_PREDICTION_CALLBACKS)})
+callbacks, others = split_callbacks({keywords})
 return PredictionStream(
-    self._client, lambda record: self._async.{method.name}({forward}), callbacks
+    self._client,
+    lambda record: self._async.{method.name}({forward}, on_message=record),
+    PredictionCallbacks(**callbacks),
 )
 """
 
@@ -257,6 +253,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from .._sentinel import DEFAULT
+from .._async._keywords import split_callbacks
 from ._base import HandleBase
 from .streams import PredictionCallbacks, PredictionStream
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._sentinel import DEFAULT, DefaultType
@@ -28,8 +28,10 @@ from .sync import LLM, Client, EmbeddingModel
 from .sync.handles import ModelHandle
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._async._keywords import LoadKeywords
     from .chat import FileHandle
-    from .config import LoadModelConfig
     from .results import ModelInfo
 
 __all__ = [
@@ -52,20 +54,20 @@ def configure_default_client(
     host: str | None = None,
     *,
     api_token: str | None = None,
-    timeout: float | None = None,
+    timeout: float | DefaultType | None = DEFAULT,
 ) -> None:
     """Set where the default client connects, before it is created.
 
     ``host`` and ``api_token`` are those of :class:`~lmstudio_sdk.Client` (the token is
     kept, checked now, and never shown); ``timeout`` replaces the default 60 s call limit
-    when given.
+    when given, and ``None`` means no limit, as for ``Client``.
 
     :raises RuntimeError: the default client already exists (configure it first, at
         start-up).
     :raises ValueError: a malformed host or token.
     """
     settings: dict[str, Any] = {"host": host, "api_token": api_token}
-    if timeout is not None:
+    if timeout is not DEFAULT:
         settings["timeout"] = timeout
     Client(**settings).close()  # validates host and token now (no thread is started)
     with _lock:
@@ -111,29 +113,26 @@ atexit.register(_close_default_client)
 def llm(
     key: str | None = None,
     *,
-    ttl: float | DefaultType | None = DEFAULT,
-    config: LoadModelConfig | Mapping[str, Any] | None = None,
     on_progress: Callable[[float], object] | None = None,
+    **keywords: Unpack[LoadKeywords],
 ) -> LLM:
     """A handle to LLM ``key`` on the default client, loading it if needed.
 
     Without a key: any LLM that is already loaded. Same as
-    ``get_default_client().llm.model(...)``.
+    ``get_default_client().llm.model(...)``, which takes the same arguments.
     """
-    return get_default_client().llm.model(key, ttl=ttl, config=config, on_progress=on_progress)
+    return get_default_client().llm.model(key, on_progress=on_progress, **keywords)
 
 
 def embedding_model(
     key: str | None = None,
     *,
-    ttl: float | DefaultType | None = DEFAULT,
-    config: LoadModelConfig | Mapping[str, Any] | None = None,
     on_progress: Callable[[float], object] | None = None,
+    **keywords: Unpack[LoadKeywords],
 ) -> EmbeddingModel:
-    """A handle to embedding model ``key`` on the default client, loading it if needed."""
-    return get_default_client().embedding.model(
-        key, ttl=ttl, config=config, on_progress=on_progress
-    )
+    """A handle to embedding model ``key`` on the default client, loading it if needed
+    (``get_default_client().embedding.model(...)``)."""
+    return get_default_client().embedding.model(key, on_progress=on_progress, **keywords)
 
 
 def list_downloaded_models(domain: str | None = None) -> list[ModelInfo]:

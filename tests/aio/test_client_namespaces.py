@@ -152,6 +152,28 @@ async def test_bad_load_arguments_are_refused_before_sending(client: AsyncClient
         await client.llm.load(LLM, config={"contextLenght": 10})
     with pytest.raises(ValueError, match="key"):
         await client.llm.model("")
+    # A keyword the method does not take is Python's TypeError, naming it (never ignored).
+    with pytest.raises(TypeError, match=r"load\(\) got an unexpected keyword argument 'tl'"):
+        await client.llm.load(LLM, tl=60)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"model\(\) .* 'context_length'; it takes config, "):
+        await client.embedding.model(EMBEDDING, context_length=512)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"load_stream\(\) .* 'on_progress'"):
+        client.llm.load_stream(LLM, on_progress=print)  # type: ignore[call-arg]
+    assert await client.llm.list_loaded() == await client.embedding.list_loaded() == []
+
+
+async def test_misspelt_prediction_keywords_name_the_keyword_meant(client: AsyncClient) -> None:
+    model = await client.llm.model(LLM)
+    # Not a prediction option, but close to one of respond()'s own keywords: say which.
+    with pytest.raises(TypeError, match=r"'respons_format'; did you mean 'response_format'\?"):
+        await model.respond("hi", respons_format={"type": "object"})  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"'on_mesage'; did you mean 'on_message'\?"):
+        await model.respond("hi", on_mesage=print)  # type: ignore[call-arg]
+    # Close to an option: the option is suggested, in either spelling.
+    with pytest.raises(TypeError, match=r"'max_token'; did you mean 'max_tokens'\?"):
+        await model.respond("hi", max_token=3)  # type: ignore[call-arg]
+    result = await model.respond("hi", maxTokens=3)  # type: ignore[call-arg]
+    assert result.stats.predicted_tokens_count is None or result.stats.predicted_tokens_count <= 3
 
 
 async def test_embedding_namespace(client: AsyncClient) -> None:

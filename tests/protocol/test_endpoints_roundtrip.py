@@ -19,6 +19,7 @@ from typing import Any, Literal, Union
 
 import attrs
 import pytest
+from _wire_hints import wire_type_hints
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -129,7 +130,7 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
 
 
 def class_strategy(cls: type) -> st.SearchStrategy[Any]:
-    hints = typing.get_type_hints(cls)
+    hints = wire_type_hints(cls)
     kwargs = {}
     for field in attrs.fields(cls):
         if not field.init:

@@ -30,6 +30,7 @@ from typing import Any, Literal, Union
 import attrs
 import jsonschema
 import pytest
+from _wire_hints import wire_type_hints
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
@@ -1395,7 +1396,7 @@ class SchemaWalk:
         properties = node.get("properties")
         assert properties is not None, f"{path}: {cls.__name__} vs a non-object schema"
         required = set(node.get("required", []))
-        hints = typing.get_type_hints(cls)
+        hints = wire_type_hints(cls)
         fields = {to_camel(f.name): f for f in attrs.fields(cls)}
         extra = sorted(set(fields) - set(properties))
         assert extra == [], f"{path}: {cls.__name__} fields not in the schema: {extra}"

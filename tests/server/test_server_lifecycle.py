@@ -105,6 +105,24 @@ def test_background_server_reports_a_busy_port() -> None:
             server.start()
 
 
+def test_background_server_can_be_driven_from_inside_trio() -> None:
+    # A Trio test's async fixture calls the server's blocking methods from inside the Trio
+    # run: the server's own asyncio loop must still run them (anyio.run sets sniffio's
+    # context variable to "trio", which must not leak into the server's task).
+    from lmstudio_sdk import AsyncClient
+
+    with BackgroundServer(ServerOptions(port=0, models=scripted_models())) as server:
+
+        async def main() -> None:
+            async with AsyncClient(server.url) as client:
+                await client.llm.model("scripted-llm")
+            assert server.loaded_identifiers() == ["scripted-llm"]
+            server.unload_all()
+
+        anyio.run(main, backend="trio")
+        assert server.loaded_identifiers() == []
+
+
 def test_background_server_stop_is_bounded_with_a_prediction_in_flight() -> None:
     server = BackgroundServer(
         ServerOptions(port=0, models=scripted_test_models()), shutdown_timeout=15

@@ -120,3 +120,53 @@ def test_a_wrong_value_type_is_a_type_error(tmp_path: Path) -> None:
     assert len(errors) == 1, output
     assert errors[0].startswith("value.py:5:"), output
     assert '"max_tokens"' in errors[0], output
+
+
+def test_the_other_keywords_of_a_prediction_are_typed_too(tmp_path: Path) -> None:
+    # config, response_format, the callbacks and the timeouts share one declaration with
+    # the options (``PredictionKeywords``), for every prediction method.
+    code, output = _mypy(
+        tmp_path,
+        {
+            "keywords.py": """
+                from lmstudio_sdk import LLM, AsyncLLM, Chat, PredictionConfig
+
+                async def use(model: AsyncLLM, blocking: LLM, chat: Chat) -> None:
+                    await model.respond(chat, config=PredictionConfig(max_tokens=5), on_message=chat.append, on_prediction_fragment=print, timeout=None, drain_timeout=1.0)
+                    blocking.complete("hi", response_format={"type": "object"}, config={"maxTokens": 5})
+                    blocking.respond_stream("hi", on_prompt_processing_progress=lambda: None)
+                    await model.complete("hi", raw_text_endpoint=True, timeout="soon")
+            """,
+        },
+    )
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert {line.split(":")[1] for line in errors} == {"7", "8"}, output
+    assert any(
+        line.startswith("keywords.py:7:") and '"on_prompt_processing_progress"' in line
+        for line in errors
+    ), output
+    assert any(line.startswith("keywords.py:8:") and '"timeout"' in line for line in errors), output
+
+
+def test_the_keywords_of_a_load_are_typed(tmp_path: Path) -> None:
+    code, output = _mypy(
+        tmp_path,
+        {
+            "loads.py": """
+                import lmstudio_sdk as lms
+                from lmstudio_sdk import AsyncClient, LoadModelConfig
+
+                async def use(client: AsyncClient) -> None:
+                    await client.llm.model("k", ttl=60, config=LoadModelConfig(context_length=512), timeout=None)
+                    lms.embedding_model("k", config={"context_length": 512}, drain_timeout=1.0)
+                    await client.llm.load("k", ttl="an hour")
+                    lms.llm("k", tl=60)
+            """,
+        },
+    )
+    assert code == 1, output
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert {line.split(":")[1] for line in errors} == {"8", "9"}, output
+    assert any(line.startswith("loads.py:8:") and '"ttl"' in line for line in errors), output
+    assert any(line.startswith("loads.py:9:") and '"tl"' in line for line in errors), output

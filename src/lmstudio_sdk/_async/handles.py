@@ -12,6 +12,7 @@ again under the same identifier keeps working.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, overload
 
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
     from ..chat import ChatHistoryInput
     from ..config import LoadModelConfig, PredictionConfig, PredictionOptions
     from ..results import PredictionFragment, PredictionResult, ToolCallRequest
+    from ._keywords import PredictionKeywords
     from .connection import Connection
     from .namespaces import _ModelNamespace
-    from .prediction import PredictionStream
+    from .prediction import PredictionRequest, PredictionStream
     from .streams import StreamScope
     from .tools import ActResult, ToolLike
 
@@ -79,6 +81,17 @@ def _texts(value: Any, what: str) -> list[str] | None:
         if not isinstance(item, str):
             raise TypeError(f"{what}: item {index} is a {type(item).__name__}, not a str")
     return list(value)
+
+
+async def _per_text(
+    function: Callable[[str], Awaitable[R]], text: Any, what: str
+) -> R | list[R]:
+    """``function(text)`` for one string; for a list of strings, its results in order, with
+    at most ``MAX_CONCURRENT_REQUESTS`` requests at once."""
+    texts = _texts(text, what)
+    if texts is None:
+        return await function(text)
+    return await _map_ordered(function, texts, MAX_CONCURRENT_REQUESTS)
 
 
 @sdk_boundary
@@ -160,7 +173,6 @@ class AsyncModelHandle:
         A list is tokenized with concurrent requests (at most
         ``MAX_CONCURRENT_REQUESTS`` at once); the order is kept.
         """
-        texts = _texts(text, "tokenize()")
         endpoint = self._namespace._endpoints.TOKENIZE
         connection, specifier = self._connection(), self._specifier()
 
@@ -171,10 +183,9 @@ class AsyncModelHandle:
             )
             return list(result.tokens)
 
-        if texts is None:
-            assert isinstance(text, str)
-            return await one(text)
-        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+        # Through a local: mypy then infers R from ``one``, not from the return annotation.
+        tokens = await _per_text(one, text, "tokenize()")
+        return tokens
 
     async def count_tokens(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> int:
         """How many tokens ``text`` is for this model."""
@@ -236,19 +247,31 @@ class AsyncLLM(AsyncModelHandle):
 
     domain: ClassVar[str] = "llm"
 
+    def _predict(
+        self,
+        run: Callable[..., T],
+        request_for: Callable[[Any, Any, dict[str, Any]], PredictionRequest],
+        keywords: PredictionKeywords,
+    ) -> T:
+        """``run`` (open or run a prediction) on the request ``request_for(config,
+        response_format, options)`` builds, with the callbacks and timeouts of ``keywords``."""
+        from ._keywords import check_prediction_keywords, split_callbacks
+        from .prediction import PredictionCallbacks
+
+        check_prediction_keywords(keywords)
+        callbacks, others = split_callbacks(keywords)
+        timeouts = {
+            name: others.pop(name) for name in ("timeout", "drain_timeout") if name in others
+        }
+        request = request_for(
+            others.pop("config", None), others.pop("response_format", None), others
+        )
+        return run(self._connection(), request, PredictionCallbacks(**callbacks), **timeouts)
+
     def respond_stream(
         self,
         history: ChatHistoryInput,
-        *,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> StreamScope[PredictionStream]:
         """Predict the next assistant message of ``history``, as a stream of events.
 
@@ -262,29 +285,15 @@ class AsyncLLM(AsyncModelHandle):
         an attrs class or a dataclass) constrains the reply and parses it into
         ``result.parsed``. The callbacks are those of :meth:`respond`.
         """
-        from .prediction import PredictionCallbacks, open_prediction, respond_request
+        from .prediction import open_prediction, respond_request
 
-        request = respond_request(self._specifier(), history, config, response_format, options)
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return open_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        request_for = functools.partial(respond_request, self._specifier(), history)
+        return self._predict(open_prediction, request_for, keywords)
 
     async def respond(
         self,
         history: ChatHistoryInput,
-        *,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
 
@@ -296,30 +305,17 @@ class AsyncLLM(AsyncModelHandle):
         :raises StructuredOutputError: the reply does not fit ``response_format``.
         :raises LMStudioModelNotFoundError: the model is no longer loaded.
         """
-        from .prediction import PredictionCallbacks, respond_request, run_prediction
+        from .prediction import respond_request, run_prediction
 
-        request = respond_request(self._specifier(), history, config, response_format, options)
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return await run_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        request_for = functools.partial(respond_request, self._specifier(), history)
+        return await self._predict(run_prediction, request_for, keywords)
 
     def complete_stream(
         self,
         prompt: str,
         *,
         raw_text_endpoint: bool = False,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> StreamScope[PredictionStream]:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
 
@@ -327,56 +323,28 @@ class AsyncLLM(AsyncModelHandle):
         unchanged (every LM Studio version supports it); ``raw_text_endpoint=True`` uses
         ``completeRawText`` instead (newer servers only). See :meth:`respond_stream`.
         """
-        from .prediction import PredictionCallbacks, complete_request, open_prediction
+        from .prediction import complete_request, open_prediction
 
-        request = complete_request(
-            self._specifier(),
-            prompt,
-            config,
-            response_format,
-            options,
-            raw_text_endpoint=raw_text_endpoint,
+        request_for = functools.partial(
+            complete_request, self._specifier(), prompt, raw_text_endpoint=raw_text_endpoint
         )
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return open_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        return self._predict(open_prediction, request_for, keywords)
 
     async def complete(
         self,
         prompt: str,
         *,
         raw_text_endpoint: bool = False,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
         and :meth:`respond`)."""
-        from .prediction import PredictionCallbacks, complete_request, run_prediction
+        from .prediction import complete_request, run_prediction
 
-        request = complete_request(
-            self._specifier(),
-            prompt,
-            config,
-            response_format,
-            options,
-            raw_text_endpoint=raw_text_endpoint,
+        request_for = functools.partial(
+            complete_request, self._specifier(), prompt, raw_text_endpoint=raw_text_endpoint
         )
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
-        return await run_prediction(
-            self._connection(), request, callbacks, timeout=timeout, drain_timeout=drain_timeout
-        )
+        return await self._predict(run_prediction, request_for, keywords)
 
     async def act(
         self,
@@ -496,7 +464,6 @@ class AsyncEmbeddingModel(AsyncModelHandle):
         """
         from ..protocol.endpoints import embedding
 
-        texts = _texts(text, "embed()")
         connection, specifier = self._connection(), self._specifier()
 
         async def one(item: str) -> list[float]:
@@ -506,7 +473,5 @@ class AsyncEmbeddingModel(AsyncModelHandle):
             )
             return list(result.embedding)
 
-        if texts is None:
-            assert isinstance(text, str)
-            return await one(text)
-        return await _map_ordered(one, texts, MAX_CONCURRENT_REQUESTS)
+        vectors = await _per_text(one, text, "embed()")
+        return vectors

@@ -18,11 +18,12 @@ from __future__ import annotations
 import base64
 import inspect
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+from typing_extensions import Unpack
 
 from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
@@ -37,13 +38,14 @@ from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 from .streams import StreamScope
 
-# Why the imports inside methods: a namespace's endpoint module, ``chat`` and ``config``
-# are imported when first used, so a client starts without them (benchmarks/analysis.md 11).
+# Why the imports inside methods: a namespace's endpoint module, ``chat``, ``config`` and the
+# keyword checks are imported when first used, so a client starts without them
+# (benchmarks/analysis.md 11).
 if TYPE_CHECKING:
     from ..chat import FileHandle
-    from ..config import LoadModelConfig
     from ..protocol.endpoints import diagnostics, files, repository, system
     from ..protocol.endpoints._spec import ChannelSpec
+    from ._keywords import LoadKeywords
     from .channel import Channel
     from .client import AsyncClient
     from .connection import Connection
@@ -76,13 +78,6 @@ def _key(value: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, got {value!r}")
     return value
-
-
-def _load_config(config: LoadModelConfig | Mapping[str, Any] | None, domain: str) -> Any:
-    """The load config stack of ``config`` (an object, a dict of options, or ``None``)."""
-    from ..config import load_config_from, load_config_stack
-
-    return load_config_stack(load_config_from(config), domain)  # type: ignore[arg-type]
 
 
 class _Namespace:
@@ -131,6 +126,7 @@ class SystemNamespace(_Namespace):
         if domain not in (None, "llm", "embedding"):
             raise ValueError(f"domain must be None, 'llm' or 'embedding', got {domain!r}")
         from ..protocol.endpoints import system
+
         models = await self._connection().call(system.LIST_DOWNLOADED_MODELS, timeout=timeout)
         return [
             ModelInfo.from_wire(model)
@@ -265,14 +261,7 @@ class _ModelNamespace(_Namespace, Generic[H]):
         return ModelInstanceInfo.from_wire(info)
 
     def load_stream(
-        self,
-        key: str,
-        *,
-        identifier: str | None = None,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        self, key: str, *, identifier: str | None = None, **keywords: Unpack[LoadKeywords]
     ) -> StreamScope[LoadStream[H]]:
         """Load a new instance of model ``key``, as a stream of progress.
 
@@ -284,21 +273,26 @@ class _ModelNamespace(_Namespace, Generic[H]):
         longest silence allowed between progress reports; ``drain_timeout`` the longest wait
         for the server to confirm a cancelled load.
         """
+        from ._keywords import LoadKeywords, check_keywords
+
+        check_keywords(keywords, LoadKeywords, "load_stream")
         parameter = shared.LoadModelCreationParameter(
             _key(key, "key"),
-            _load_config(config, self._name),
+            self._load_config_stack(keywords),
             UNSET if identifier is None else _key(identifier, "identifier"),
             UNSET,
-            ttl_ms(ttl),
+            ttl_ms(keywords.get("ttl", DEFAULT)),
         )
-        return self._load_scope(self._endpoints.LOAD_MODEL, parameter, timeout, drain_timeout)
+        return self._load_scope(self._endpoints.LOAD_MODEL, parameter, keywords)
+
+    def _load_config_stack(self, keywords: LoadKeywords) -> Any:
+        from ..config import load_config_from, load_config_stack
+
+        config = load_config_from(keywords.get("config"))
+        return load_config_stack(config, self._name)  # type: ignore[arg-type]
 
     def _load_scope(
-        self,
-        spec: ChannelSpec,
-        parameter: Any,
-        timeout: float | DefaultType | None,
-        drain_timeout: float | DefaultType,
+        self, spec: ChannelSpec, parameter: Any, keywords: LoadKeywords
     ) -> StreamScope[LoadStream[H]]:
         return StreamScope(
             self._connection(),
@@ -306,20 +300,26 @@ class _ModelNamespace(_Namespace, Generic[H]):
             parameter,
             lambda channel: LoadStream(self, channel),
             finish=LoadStream._absorb_final_packets,
-            idle_timeout=timeout,
-            drain_timeout=drain_timeout,
+            idle_timeout=keywords.get("timeout", DEFAULT),
+            drain_timeout=keywords.get("drain_timeout", DEFAULT),
         )
+
+    async def _loaded(
+        self, scope: StreamScope[LoadStream[H]], on_progress: ProgressCallback | None
+    ) -> H:
+        """The handle ``scope`` loads, reporting its progress to ``on_progress``."""
+        async with scope as load:
+            async for progress in load:
+                await _report(on_progress, progress)
+        return load.result()
 
     async def load(
         self,
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        **keywords: Unpack[LoadKeywords],
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -327,17 +327,11 @@ class _ModelNamespace(_Namespace, Generic[H]):
         function is awaited). Cancelling the call cancels the load on the server.
         See :meth:`load_stream` for the other options.
         """
-        async with self.load_stream(
-            key,
-            identifier=identifier,
-            ttl=ttl,
-            config=config,
-            timeout=timeout,
-            drain_timeout=drain_timeout,
-        ) as load:
-            async for progress in load:
-                await _report(on_progress, progress)
-        return load.result()
+        from ._keywords import LoadKeywords, check_keywords
+
+        check_keywords(keywords, LoadKeywords, "load")
+        scope = self.load_stream(key, identifier=identifier, **keywords)
+        return await self._loaded(scope, on_progress)
 
     async def unload(self, identifier: str, *, timeout: float | DefaultType | None = DEFAULT) -> None:
         """Unload the instance ``identifier``."""
@@ -348,11 +342,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
         self,
         key: str | None = None,
         *,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        **keywords: Unpack[LoadKeywords],
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
 
@@ -360,22 +351,20 @@ class _ModelNamespace(_Namespace, Generic[H]):
         that is already loaded (``LMStudioModelNotFoundError`` if none is); ``ttl`` and
         ``config`` then make no sense and are refused.
         """
+        from ._keywords import LoadKeywords, check_keywords
+
+        check_keywords(keywords, LoadKeywords, "model")
+        ttl = keywords.get("ttl", DEFAULT)
         if key is None:
-            if not isinstance(ttl, DefaultType) or config is not None:
+            if not isinstance(ttl, DefaultType) or keywords.get("config") is not None:
                 raise ValueError("ttl and config apply to loading: give a model key as well")
-            info = await self.get_model_info(None, timeout=timeout)
+            info = await self.get_model_info(None, timeout=keywords.get("timeout", DEFAULT))
             return self._handle_class(self, info.identifier, info)  # type: ignore[return-value]
         parameter = shared.GetOrLoadCreationParameter(
-            _key(key, "key"),
-            _load_config(config, self._name),
-            UNSET,
-            ttl_ms(ttl),
+            _key(key, "key"), self._load_config_stack(keywords), UNSET, ttl_ms(ttl)
         )
-        scope = self._load_scope(self._endpoints.GET_OR_LOAD, parameter, timeout, drain_timeout)
-        async with scope as load:
-            async for progress in load:
-                await _report(on_progress, progress)
-        return load.result()
+        scope = self._load_scope(self._endpoints.GET_OR_LOAD, parameter, keywords)
+        return await self._loaded(scope, on_progress)
 
 
 class LLMNamespace(_ModelNamespace[AsyncLLM]):
@@ -414,6 +403,7 @@ class FilesNamespace(_Namespace):
             )
         from ..chat import FileHandle
         from ..protocol.endpoints import files
+
         parameter = files.UploadFileBase64Parameter(
             _key(name, "name"), base64.b64encode(bytes(data)).decode("ascii")
         )
@@ -482,6 +472,7 @@ class RepositoryNamespace(_Namespace):
     ) -> list[repository.ModelSearchResultEntry]:
         """Search for models to download (``limit``: 1 to 25 results)."""
         from ..protocol.endpoints import repository
+
         opts = repository.ModelSearchOpts(
             UNSET if search_term is None else search_term,
             UNSET if limit is None else limit,
@@ -500,6 +491,7 @@ class RepositoryNamespace(_Namespace):
     ) -> list[repository.ModelDownloadOption]:
         """The files a search result can be downloaded as (one per quantization...)."""
         from ..protocol.endpoints import repository
+
         identifier = getattr(model, "identifier", model)
         if not isinstance(
             identifier,
@@ -533,6 +525,7 @@ class RepositoryNamespace(_Namespace):
         silence allowed between progress reports.
         """
         from ..protocol.endpoints import repository
+
         download_identifier: Any = getattr(option, "download_identifier", option)
         parameter = repository.DownloadModelCreationParameter(
             _key(download_identifier, "download identifier")
@@ -570,6 +563,7 @@ class LogStream:
 
     async def __anext__(self) -> diagnostics.DiagnosticsLogEvent:
         from ..protocol.endpoints import diagnostics
+
         while True:
             try:
                 packet = await self._channel.receive()
@@ -591,6 +585,7 @@ class DiagnosticsNamespace(_Namespace):
         seconds for it to confirm; the client's default when omitted).
         """
         from ..protocol.endpoints import diagnostics
+
         return StreamScope(
             self._connection(),
             diagnostics.STREAM_LOGS,

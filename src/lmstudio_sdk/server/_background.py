@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 
 from typing_extensions import Self
@@ -169,7 +170,11 @@ class BackgroundServer:
                 result = await result
             return result
 
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(self.shutdown_timeout)
+        # An empty context: the task would otherwise copy the caller's context variables,
+        # and a caller inside Trio (a Trio test's fixture) carries sniffio's "trio", which
+        # would make anyio inside the server's asyncio loop pick the Trio backend.
+        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, run(), loop)
+        return future.result(self.shutdown_timeout)
 
     def set_script(
         self, key: str, *, script: Script | None = None, faults: Faults | None = None

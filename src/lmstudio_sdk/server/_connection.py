@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -321,9 +322,7 @@ class Connection:
         try:
             result = await handler(context, event.parameter)
         except Exception as exc:
-            error = await self._failure(event.spec, exc)
-            if error is not None:
-                await self._write(lambda: self.session.reply_error(call_id, error))
+            await self._answer_failure(event.spec, exc, partial(self.session.reply_error, call_id))
             return
         try:
             await self._write(lambda: self.session.reply(call_id, result))
@@ -345,23 +344,30 @@ class Connection:
             finally:
                 stats.channel_ended(endpoint)
         except Exception as exc:
-            error = await self._failure(event.spec, exc)
-            if error is not None:
-                await self._write(lambda: self.session.fail_channel(channel_id, error))
+            await self._answer_failure(
+                event.spec, exc, partial(self.session.fail_channel, channel_id)
+            )
             return
         finally:
             self._channels.pop(channel_id, None)
         await self._write(lambda: self.session.close_channel(channel_id))
 
-    async def _failure(self, spec: RpcSpec | ChannelSpec, exc: Exception) -> SerializedError | None:
-        """What to answer for a handler's exception (``None``: nothing, the wire is broken)."""
+    async def _answer_failure(
+        self,
+        spec: RpcSpec | ChannelSpec,
+        exc: Exception,
+        answer: Callable[[SerializedError], str],
+    ) -> None:
+        """Send ``answer(error)`` for a handler's exception, unless the wire is broken (the
+        socket is gone, or an injected fault breaks it instead)."""
         cause = _unwrap(exc)
         if isinstance(cause, ConnectionDropped):
-            return None
+            return
         if isinstance(cause, InjectedWireFault):
             await self._wire_fault(cause.kind)
-            return None
-        return self._serialize_error(spec, cause)
+            return
+        error = self._serialize_error(spec, cause)
+        await self._write(lambda: answer(error))
 
     def _serialize_error(self, spec: RpcSpec | ChannelSpec, exc: BaseException) -> SerializedError:
         if isinstance(exc, LMStudioServerError):

@@ -12,13 +12,16 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
 
 from .._boundary import for_caller
 from ..errors import LMStudioError
 from ._portal import Held, Portal, _reraise
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["FEED_BATCH", "Feed", "HeldStream"]
 
@@ -161,3 +164,29 @@ class HeldStream(Generic[T]):
         tb: TracebackType | None,
     ) -> bool:
         return False if self._held is None else self._held.exit(exc)
+
+
+S = TypeVar("S", bound=AsyncIterator[Any])
+
+
+class FedStream(HeldStream[S], Generic[S, R]):
+    """A held stream whose ``R`` items are read through a :class:`Feed` once entered."""
+
+    def __init__(
+        self, get_portal: Callable[[], Portal], make: Callable[[], AbstractAsyncContextManager[S]]
+    ) -> None:
+        super().__init__(get_portal, make)
+        self._feed: Feed[R, R] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._state}>"
+
+    def __enter__(self) -> Self:
+        stream = self._enter_async()
+        self._feed = Feed(self._portal(), stream, usable=self._is_open)
+        return self
+
+    def _entered_feed(self) -> Feed[R, R]:
+        if self._feed is None:
+            raise RuntimeError("use the stream in a `with` block first")
+        return self._feed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
+from .._async._keywords import split_callbacks
 from .._sentinel import DEFAULT
 from ._base import HandleBase
 from .streams import PredictionCallbacks, PredictionStream
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Unpack
 
+    from .._async._keywords import PredictionKeywords
     from .._async.handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
     from .._async.tools import ActResult, ToolLike
     from .._sentinel import DefaultType
@@ -121,18 +123,7 @@ class LLM(ModelHandle):
     _async: AsyncLLM
 
     def respond_stream(
-        self,
-        history: ChatHistoryInput,
-        *,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        self, history: ChatHistoryInput, **keywords: Unpack[PredictionKeywords]
     ) -> PredictionStream:
         """Predict the next assistant message of ``history``, as a stream of events.
 
@@ -146,36 +137,15 @@ class LLM(ModelHandle):
         an attrs class or a dataclass) constrains the reply and parses it into
         ``result.parsed``. The callbacks are those of :meth:`respond`.
         """
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
+        callbacks, others = split_callbacks(keywords)
         return PredictionStream(
             self._client,
-            lambda record: self._async.respond_stream(
-                history,
-                config=config,
-                response_format=response_format,
-                on_message=record,
-                timeout=timeout,
-                drain_timeout=drain_timeout,
-                **options,
-            ),
-            callbacks,
+            lambda record: self._async.respond_stream(history, **others, on_message=record),
+            PredictionCallbacks(**callbacks),
         )
 
     def respond(
-        self,
-        history: ChatHistoryInput,
-        *,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        self, history: ChatHistoryInput, **keywords: Unpack[PredictionKeywords]
     ) -> PredictionResult:
         """Predict the next assistant message of ``history`` and return the result.
 
@@ -187,18 +157,7 @@ class LLM(ModelHandle):
         :raises StructuredOutputError: the reply does not fit ``response_format``.
         :raises LMStudioModelNotFoundError: the model is no longer loaded.
         """
-        with self.respond_stream(
-            history,
-            config=config,
-            response_format=response_format,
-            on_message=on_message,
-            on_first_token=on_first_token,
-            on_prediction_fragment=on_prediction_fragment,
-            on_prompt_processing_progress=on_prompt_processing_progress,
-            timeout=timeout,
-            drain_timeout=drain_timeout,
-            **options,
-        ) as stream:
+        with self.respond_stream(history, **keywords) as stream:
             for _ in stream:
                 pass
         return stream.result()
@@ -208,15 +167,7 @@ class LLM(ModelHandle):
         prompt: str,
         *,
         raw_text_endpoint: bool = False,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> PredictionStream:
         """Continue ``prompt`` as raw text (no chat template), as a stream of events.
 
@@ -224,22 +175,13 @@ class LLM(ModelHandle):
         unchanged (every LM Studio version supports it); ``raw_text_endpoint=True`` uses
         ``completeRawText`` instead (newer servers only). See :meth:`respond_stream`.
         """
-        callbacks = PredictionCallbacks(
-            on_message, on_first_token, on_prediction_fragment, on_prompt_processing_progress
-        )
+        callbacks, others = split_callbacks(keywords)
         return PredictionStream(
             self._client,
             lambda record: self._async.complete_stream(
-                prompt,
-                raw_text_endpoint=raw_text_endpoint,
-                config=config,
-                response_format=response_format,
-                on_message=record,
-                timeout=timeout,
-                drain_timeout=drain_timeout,
-                **options,
+                prompt, raw_text_endpoint=raw_text_endpoint, **others, on_message=record
             ),
-            callbacks,
+            PredictionCallbacks(**callbacks),
         )
 
     def complete(
@@ -247,30 +189,12 @@ class LLM(ModelHandle):
         prompt: str,
         *,
         raw_text_endpoint: bool = False,
-        config: PredictionConfig | Mapping[str, Any] | None = None,
-        response_format: Any = None,
-        on_message: Callable[[Any], Any] | None = None,
-        on_first_token: Callable[[], Any] | None = None,
-        on_prediction_fragment: Callable[[PredictionFragment], Any] | None = None,
-        on_prompt_processing_progress: Callable[[float], Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
-        **options: Unpack[PredictionOptions],
+        **keywords: Unpack[PredictionKeywords],
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
         and :meth:`respond`)."""
         with self.complete_stream(
-            prompt,
-            raw_text_endpoint=raw_text_endpoint,
-            config=config,
-            response_format=response_format,
-            on_message=on_message,
-            on_first_token=on_first_token,
-            on_prediction_fragment=on_prediction_fragment,
-            on_prompt_processing_progress=on_prompt_processing_progress,
-            timeout=timeout,
-            drain_timeout=drain_timeout,
-            **options,
+            prompt, raw_text_endpoint=raw_text_endpoint, **keywords
         ) as stream:
             for _ in stream:
                 pass

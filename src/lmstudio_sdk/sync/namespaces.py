@@ -21,13 +21,15 @@ from .streams import LoadStream, LogStream
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Sequence
 
+    from typing_extensions import Unpack
+
+    from .._async._keywords import LoadKeywords
     from .._async.handles import AsyncModelHandle
     from .._async.namespaces import ProgressCallback
     from .._sentinel import DefaultType
     from ..chat import FileHandle
-    from ..config import LoadModelConfig
     from ..protocol.endpoints import repository, system
     from ..results import ModelInfo, ModelInstanceInfo
 
@@ -97,14 +99,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         return self._portal().run(self._async.get_model_info, identifier, timeout=timeout)
 
     def load_stream(
-        self,
-        key: str,
-        *,
-        identifier: str | None = None,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        self, key: str, *, identifier: str | None = None, **keywords: Unpack[LoadKeywords]
     ) -> LoadStream[H]:
         """Load a new instance of model ``key``, as a stream of progress.
 
@@ -118,14 +113,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         """
         return LoadStream(
             self._client,
-            lambda: self._async.load_stream(
-                key,
-                identifier=identifier,
-                ttl=ttl,
-                config=config,
-                timeout=timeout,
-                drain_timeout=drain_timeout,
-            ),
+            lambda: self._async.load_stream(key, identifier=identifier, **keywords),
             self._wrap,
         )
 
@@ -134,11 +122,8 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         key: str,
         *,
         identifier: str | None = None,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        **keywords: Unpack[LoadKeywords],
     ) -> H:
         """Load a new instance of model ``key`` and return its handle.
 
@@ -149,13 +134,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         return self._wrap(
             self._portal().run_relayed(
                 lambda relay: self._async.load(
-                    key,
-                    identifier=identifier,
-                    ttl=ttl,
-                    config=config,
-                    on_progress=relay.optional(on_progress),
-                    timeout=timeout,
-                    drain_timeout=drain_timeout,
+                    key, identifier=identifier, on_progress=relay.optional(on_progress), **keywords
                 )
             )
         )
@@ -168,11 +147,8 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         self,
         key: str | None = None,
         *,
-        ttl: float | DefaultType | None = DEFAULT,
-        config: LoadModelConfig | Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
-        timeout: float | DefaultType | None = DEFAULT,
-        drain_timeout: float | DefaultType = DEFAULT,
+        **keywords: Unpack[LoadKeywords],
     ) -> H:
         """A handle to model ``key``, loading it if it is not loaded yet (``getOrLoad``).
 
@@ -183,12 +159,7 @@ class _ModelNamespace(NamespaceBase[aio._ModelNamespace[Any]], Generic[H]):
         return self._wrap(
             self._portal().run_relayed(
                 lambda relay: self._async.model(
-                    key,
-                    ttl=ttl,
-                    config=config,
-                    on_progress=relay.optional(on_progress),
-                    timeout=timeout,
-                    drain_timeout=drain_timeout,
+                    key, on_progress=relay.optional(on_progress), **keywords
                 )
             )
         )

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .._async import namespaces as aio
 from .._async import prediction as aio_prediction
 from ..results import PredictionEvent, PredictionFragment, PromptProcessingProgress
-from ._feed import Feed, HeldStream
+from ._feed import FedStream
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
 
     from .._async.handles import AsyncModelHandle
     from ..protocol.endpoints.diagnostics import DiagnosticsLogEvent
@@ -30,7 +29,7 @@ __all__ = ["LoadStream", "LogStream", "PredictionCallbacks", "PredictionStream"]
 H = TypeVar("H")
 
 
-class LoadStream(HeldStream[aio.LoadStream[Any]], Generic[H]):
+class LoadStream(FedStream[aio.LoadStream[Any], float], Generic[H]):
     """The progress of a model load: ``for progress in load`` yields 0..1.
 
     Use it in ``with``; after the stream ended, :meth:`result` is the loaded model.
@@ -44,20 +43,9 @@ class LoadStream(HeldStream[aio.LoadStream[Any]], Generic[H]):
     ) -> None:
         super().__init__(client._portal, make)
         self._wrap = wrap
-        self._feed: Feed[float, float] | None = None
-
-    def __repr__(self) -> str:
-        return f"<LoadStream {self._state}>"
-
-    def __enter__(self) -> Self:
-        stream = self._enter_async()
-        self._feed = Feed(self._portal(), stream, usable=self._is_open)
-        return self
 
     def __iter__(self) -> Iterator[float]:
-        if self._feed is None:
-            raise RuntimeError("use the stream in a `with` block first")
-        return self._feed
+        return self._entered_feed()
 
     @property
     def progress(self) -> float:
@@ -75,7 +63,7 @@ class LoadStream(HeldStream[aio.LoadStream[Any]], Generic[H]):
         return self._wrap(self._portal().run_sync(self._stream().result))
 
 
-class LogStream(HeldStream[aio.LogStream]):
+class LogStream(FedStream[aio.LogStream, "DiagnosticsLogEvent"]):
     """The server's log events: ``for event in logs`` yields
     :class:`~lmstudio_sdk.protocol.endpoints.diagnostics.DiagnosticsLogEvent`.
 
@@ -87,20 +75,9 @@ class LogStream(HeldStream[aio.LogStream]):
         self, client: Client, make: Callable[[], AbstractAsyncContextManager[aio.LogStream]]
     ) -> None:
         super().__init__(client._portal, make)
-        self._feed: Feed[DiagnosticsLogEvent, DiagnosticsLogEvent] | None = None
-
-    def __repr__(self) -> str:
-        return f"<LogStream {self._state}>"
-
-    def __enter__(self) -> Self:
-        stream = self._enter_async()
-        self._feed = Feed(self._portal(), stream, usable=self._is_open)
-        return self
 
     def __iter__(self) -> Iterator[DiagnosticsLogEvent]:
-        if self._feed is None:
-            raise RuntimeError("use the stream in a `with` block first")
-        return self._feed
+        return self._entered_feed()
 
 
 class PredictionCallbacks:
@@ -167,7 +144,7 @@ class _Events(Iterator[Any]):
 
     def __next__(self) -> Any:
         stream = self._stream
-        feed = stream._events_feed()
+        feed = stream._entered_feed()
         while True:
             try:
                 event = next(feed)
@@ -179,7 +156,7 @@ class _Events(Iterator[Any]):
                 return event
 
 
-class PredictionStream(HeldStream[aio_prediction.PredictionStream]):
+class PredictionStream(FedStream[aio_prediction.PredictionStream, PredictionEvent]):
     """The events of one prediction, from ``with model.respond_stream(...) as stream``.
 
     ``for event in stream`` yields :class:`~lmstudio_sdk.PredictionFragment`,
@@ -203,29 +180,15 @@ class PredictionStream(HeldStream[aio_prediction.PredictionStream]):
     ) -> None:
         super().__init__(client._portal, lambda: make(callbacks.record_message()))
         self._callbacks = callbacks
-        self._feed: Feed[PredictionEvent, PredictionEvent] | None = None
-
-    def __repr__(self) -> str:
-        return f"<PredictionStream {self._state}>"
-
-    def __enter__(self) -> Self:
-        stream = self._enter_async()
-        self._feed = Feed(self._portal(), stream, usable=self._is_open)
-        return self
-
-    def _events_feed(self) -> Feed[PredictionEvent, PredictionEvent]:
-        if self._feed is None:
-            raise RuntimeError("use the stream in a `with` block first")
-        return self._feed
 
     def __iter__(self) -> Iterator[PredictionEvent]:
-        self._events_feed()
+        self._entered_feed()
         return _Events(self, fragments_only=False)
 
     def fragments(self) -> Iterator[PredictionFragment]:
         """Iterate the text fragments only (reasoning fragments included; see
         ``fragment.reasoning_type``)."""
-        self._events_feed()
+        self._entered_feed()
         return _Events(self, fragments_only=True)
 
     @property

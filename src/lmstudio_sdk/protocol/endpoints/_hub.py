@@ -28,6 +28,7 @@ __all__ = [
     "HubLLMMetadata",
     "HubModel",
     "HubModelMetadata",
+    "HubModelMetadataBase",
     "IsAuthenticatedResult",
     "LmLinkLastError",
     "LmLinkPeer",
@@ -138,26 +139,27 @@ converter.register_structure_hook_func(lambda tp: tp == BoolOrMixed, _structure_
 
 
 @attrs.frozen(kw_only=True)
-class HubLLMMetadata:
-    type: Literal["llm"] = attrs.field(default="llm", init=False)
+class HubModelMetadataBase:
+    """What the hub tells of every model (the base of the two below)."""
+
     architectures: list[str]
     compatibility_types: list[str]
     params_strings: list[str]
     min_memory_usage_bytes: float
-    trained_for_tool_use: bool | Literal["mixed"]
-    vision: bool | Literal["mixed"]
-    reasoning: bool | Literal["mixed"]
     context_lengths: list[float]
 
 
 @attrs.frozen(kw_only=True)
-class HubEmbeddingModelMetadata:
+class HubLLMMetadata(HubModelMetadataBase):
+    type: Literal["llm"] = attrs.field(default="llm", init=False)
+    trained_for_tool_use: bool | Literal["mixed"]
+    vision: bool | Literal["mixed"]
+    reasoning: bool | Literal["mixed"]
+
+
+@attrs.frozen(kw_only=True)
+class HubEmbeddingModelMetadata(HubModelMetadataBase):
     type: Literal["embedding"] = attrs.field(default="embedding", init=False)
-    architectures: list[str]
-    compatibility_types: list[str]
-    params_strings: list[str]
-    min_memory_usage_bytes: float
-    context_lengths: list[float]
 
 
 HubModelMetadata = HubLLMMetadata | HubEmbeddingModelMetadata | Unknown

@@ -17,6 +17,7 @@ __all__ = [
     "ArtifactDownloadPlan",
     "ArtifactDownloadPlanArtifactNode",
     "ArtifactDownloadPlanDownloadOption",
+    "ArtifactDownloadPlanModelFile",
     "ArtifactDownloadPlanModelInfo",
     "ArtifactDownloadPlanModelNode",
     "ArtifactDownloadPlanNode",
@@ -135,24 +136,29 @@ class CreateDownloadPlanCreationParameter:
 
 
 @attrs.frozen(kw_only=True)
-class ArtifactDownloadPlanModelInfo:
+class ArtifactDownloadPlanModelFile:
+    """What a plan's model node tells of a model file (the base of the two below)."""
+
     display_name: str
     size_bytes: int
     compatibility_type: str
     quant_name: str | UnsetType = UNSET
+
+
+@attrs.frozen(kw_only=True)
+class ArtifactDownloadPlanModelInfo(ArtifactDownloadPlanModelFile):
+    """The file already owned, or the one selected."""
+
     model_key: str | UnsetType = UNSET
 
 
 @attrs.frozen(kw_only=True)
-class ArtifactDownloadPlanDownloadOption:
-    """``availability``: ``notDownloaded``, ``downloading`` or ``downloaded``."""
+class ArtifactDownloadPlanDownloadOption(ArtifactDownloadPlanModelFile):
+    """A file to choose from; ``availability``: ``notDownloaded``, ``downloading`` or
+    ``downloaded``."""
 
-    display_name: str
-    size_bytes: int
-    compatibility_type: str
     fit_estimation: str
     availability: str
-    quant_name: str | UnsetType = UNSET
     recommended: bool | UnsetType = UNSET
 
 

@@ -1,46 +1,24 @@
 """The ``embedding`` namespace: model management, embeddings, tokens (PROTOCOL.md 3.1, 3.3).
 
-The model-management endpoints are those of ``llm`` with the embedding model-info types;
-the packet classes have the same names as in :mod:`.llm`, so code shared by both
-namespaces can dispatch on ``packet.type``. There is no batch ``embedStrings``: one RPC per
-string.
+The model-management endpoints are those of ``llm`` with the embedding model-info types
+(both are declared once, in :mod:`._models`, whose packet classes this module re-exports).
+There is no batch ``embedStrings``: one RPC per string.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
-
 import attrs
 
-from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
-from ..kv import KVConfig
-from ..merging import LATEST_PROGRESS
-from ._spec import ChannelSpec, RpcSpec
-from .shared import (
-    CancelPacket,
-    CancelToServerPacket,
-    CountTokensParameter,
-    CountTokensResult,
-    EmbeddingModelInfo,
-    EmbeddingModelInstanceInfo,
-    EstimatedResourcesUsage,
-    EstimateModelUsageParameter,
-    GetBasePredictionConfigParameter,
-    GetInstanceProcessingStateParameter,
-    GetLoadConfigParameter,
-    GetModelInfoParameter,
-    GetOrLoadCreationParameter,
-    GetOrLoadLoadProgress,
-    GetOrLoadUnloadingOtherJITModel,
-    InstanceProcessingState,
-    LoadModelCreationParameter,
-    LoadModelProgress,
-    ModelSpecifier,
-    TokenizeParameter,
-    TokenizeResult,
-    UnloadModelParameter,
+from ._models import (
+    GetOrLoadAlreadyLoaded,
+    GetOrLoadLoadSuccess,
+    GetOrLoadStartLoading,
+    LoadModelResolved,
+    LoadModelSuccess,
+    model_endpoints,
 )
+from ._spec import RpcSpec
+from .shared import EmbeddingModelInfo, EmbeddingModelInstanceInfo, ModelSpecifier
 
 __all__ = [
     "COUNT_TOKENS",
@@ -60,62 +38,11 @@ __all__ = [
     "GetOrLoadAlreadyLoaded",
     "GetOrLoadLoadSuccess",
     "GetOrLoadStartLoading",
-    "GetOrLoadToClientPacket",
     "LoadModelResolved",
     "LoadModelSuccess",
-    "LoadModelToClientPacket",
 ]
 
 NAMESPACE = "embedding"
-
-
-@attrs.frozen
-class LoadModelResolved:
-    """The model key resolved to a file; ``ambiguous`` lists other matches."""
-
-    type: Literal["resolved"] = attrs.field(default="resolved", init=False)
-    info: EmbeddingModelInfo
-    ambiguous: list[str] | UnsetType = UNSET
-
-
-@attrs.frozen
-class LoadModelSuccess:
-    type: Literal["success"] = attrs.field(default="success", init=False)
-    info: EmbeddingModelInstanceInfo
-
-
-LoadModelToClientPacket = LoadModelResolved | LoadModelProgress | LoadModelSuccess | Unknown
-register_tagged_union(LoadModelToClientPacket)
-
-
-@attrs.frozen
-class GetOrLoadAlreadyLoaded:
-    type: Literal["alreadyLoaded"] = attrs.field(default="alreadyLoaded", init=False)
-    info: EmbeddingModelInstanceInfo
-
-
-@attrs.frozen
-class GetOrLoadStartLoading:
-    type: Literal["startLoading"] = attrs.field(default="startLoading", init=False)
-    identifier: str
-    info: EmbeddingModelInfo
-
-
-@attrs.frozen
-class GetOrLoadLoadSuccess:
-    type: Literal["loadSuccess"] = attrs.field(default="loadSuccess", init=False)
-    info: EmbeddingModelInstanceInfo
-
-
-GetOrLoadToClientPacket = (
-    GetOrLoadAlreadyLoaded
-    | GetOrLoadStartLoading
-    | GetOrLoadUnloadingOtherJITModel
-    | GetOrLoadLoadProgress
-    | GetOrLoadLoadSuccess
-    | Unknown
-)
-register_tagged_union(GetOrLoadToClientPacket)
 
 
 @attrs.frozen
@@ -131,48 +58,17 @@ class EmbedStringResult:
     embedding: list[float]
 
 
-UNLOAD_MODEL: RpcSpec[UnloadModelParameter, None] = RpcSpec(
-    NAMESPACE, "unloadModel", UnloadModelParameter, None
-)
-LIST_LOADED: RpcSpec[None, list[EmbeddingModelInstanceInfo]] = RpcSpec(
-    NAMESPACE, "listLoaded", None, list[EmbeddingModelInstanceInfo]
-)
-# An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-GET_MODEL_INFO: RpcSpec[GetModelInfoParameter, EmbeddingModelInstanceInfo | None] = RpcSpec(
-    NAMESPACE, "getModelInfo", GetModelInfoParameter, cast(Any, EmbeddingModelInstanceInfo | None)
-)
-GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
-GET_BASE_PREDICTION_CONFIG = RpcSpec(
-    NAMESPACE, "getBasePredictionConfig", GetBasePredictionConfigParameter, KVConfig
-)
-GET_INSTANCE_PROCESSING_STATE = RpcSpec(
-    NAMESPACE,
-    "getInstanceProcessingState",
-    GetInstanceProcessingStateParameter,
-    InstanceProcessingState,
-)
-ESTIMATE_MODEL_USAGE = RpcSpec(
-    NAMESPACE, "estimateModelUsage", EstimateModelUsageParameter, EstimatedResourcesUsage
-)
-EMBED_STRING = RpcSpec(NAMESPACE, "embedString", EmbedStringParameter, EmbedStringResult)
-TOKENIZE = RpcSpec(NAMESPACE, "tokenize", TokenizeParameter, TokenizeResult)
-COUNT_TOKENS = RpcSpec(NAMESPACE, "countTokens", CountTokensParameter, CountTokensResult)
+_MODELS = model_endpoints(NAMESPACE, EmbeddingModelInfo, EmbeddingModelInstanceInfo)
+UNLOAD_MODEL = _MODELS.unload_model
+LIST_LOADED = _MODELS.list_loaded
+GET_MODEL_INFO = _MODELS.get_model_info
+GET_LOAD_CONFIG = _MODELS.get_load_config
+GET_BASE_PREDICTION_CONFIG = _MODELS.get_base_prediction_config
+GET_INSTANCE_PROCESSING_STATE = _MODELS.get_instance_processing_state
+ESTIMATE_MODEL_USAGE = _MODELS.estimate_model_usage
+TOKENIZE = _MODELS.tokenize
+COUNT_TOKENS = _MODELS.count_tokens
+LOAD_MODEL = _MODELS.load_model
+GET_OR_LOAD = _MODELS.get_or_load
 
-LOAD_MODEL = ChannelSpec(
-    NAMESPACE,
-    "loadModel",
-    LoadModelCreationParameter,
-    LoadModelToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
-    merge=LATEST_PROGRESS,
-)
-GET_OR_LOAD = ChannelSpec(
-    NAMESPACE,
-    "getOrLoad",
-    GetOrLoadCreationParameter,
-    GetOrLoadToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
-    merge=LATEST_PROGRESS,
-)
+EMBED_STRING = RpcSpec(NAMESPACE, "embedString", EmbedStringParameter, EmbedStringResult)

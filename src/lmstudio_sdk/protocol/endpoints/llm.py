@@ -9,44 +9,35 @@ sent ``cancel`` (then ``stats.stop_reason == "userStopped"``). Every
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import attrs
 
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, register_tagged_union
 from ..kv import KVConfig, KVConfigStack
-from ..merging import LATEST_PROGRESS, Merge, MergeRule, progress_merge
+from ..merging import Merge, MergeRule, progress_merge
+from ._models import (
+    GetOrLoadAlreadyLoaded,
+    GetOrLoadLoadSuccess,
+    GetOrLoadStartLoading,
+    LoadModelResolved,
+    LoadModelSuccess,
+    model_endpoints,
+)
 from ._spec import ChannelSpec, RpcSpec
 from .shared import (
     CancelPacket,
     CancelToServerPacket,
     ChatHistoryData,
-    CountTokensParameter,
-    CountTokensResult,
-    EstimatedResourcesUsage,
-    EstimateModelUsageParameter,
-    GetBasePredictionConfigParameter,
-    GetInstanceProcessingStateParameter,
-    GetLoadConfigParameter,
-    GetModelInfoParameter,
-    GetOrLoadCreationParameter,
-    GetOrLoadLoadProgress,
-    GetOrLoadUnloadingOtherJITModel,
-    InstanceProcessingState,
     LLMInfo,
     LLMInstanceInfo,
     LLMPredictionFragment,
     LLMPredictionStats,
     LLMTool,
-    LoadModelCreationParameter,
-    LoadModelProgress,
     ModelSpecifier,
     SerializedError,
-    TokenizeParameter,
-    TokenizeResult,
     ToolCallRequest,
-    UnloadModelParameter,
 )
 
 __all__ = [
@@ -74,10 +65,8 @@ __all__ = [
     "GetOrLoadAlreadyLoaded",
     "GetOrLoadLoadSuccess",
     "GetOrLoadStartLoading",
-    "GetOrLoadToClientPacket",
     "LoadModelResolved",
     "LoadModelSuccess",
-    "LoadModelToClientPacket",
     "PredictCreationParameter",
     "PredictFragment",
     "PredictPromptProcessingProgress",
@@ -93,58 +82,6 @@ __all__ = [
 ]
 
 NAMESPACE = "llm"
-
-
-# --- loading -----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class LoadModelResolved:
-    """The model key resolved to a file; ``ambiguous`` lists other matches."""
-
-    type: Literal["resolved"] = attrs.field(default="resolved", init=False)
-    info: LLMInfo
-    ambiguous: list[str] | UnsetType = UNSET
-
-
-@attrs.frozen
-class LoadModelSuccess:
-    type: Literal["success"] = attrs.field(default="success", init=False)
-    info: LLMInstanceInfo
-
-
-LoadModelToClientPacket = LoadModelResolved | LoadModelProgress | LoadModelSuccess | Unknown
-register_tagged_union(LoadModelToClientPacket)
-
-
-@attrs.frozen
-class GetOrLoadAlreadyLoaded:
-    type: Literal["alreadyLoaded"] = attrs.field(default="alreadyLoaded", init=False)
-    info: LLMInstanceInfo
-
-
-@attrs.frozen
-class GetOrLoadStartLoading:
-    type: Literal["startLoading"] = attrs.field(default="startLoading", init=False)
-    identifier: str
-    info: LLMInfo
-
-
-@attrs.frozen
-class GetOrLoadLoadSuccess:
-    type: Literal["loadSuccess"] = attrs.field(default="loadSuccess", init=False)
-    info: LLMInstanceInfo
-
-
-GetOrLoadToClientPacket = (
-    GetOrLoadAlreadyLoaded
-    | GetOrLoadStartLoading
-    | GetOrLoadUnloadingOtherJITModel
-    | GetOrLoadLoadProgress
-    | GetOrLoadLoadSuccess
-    | Unknown
-)
-register_tagged_union(GetOrLoadToClientPacket)
 
 
 # --- prediction --------------------------------------------------------------------------
@@ -311,34 +248,22 @@ class PreloadDraftModelParameter:
 
 # --- endpoints ---------------------------------------------------------------------------
 
-UNLOAD_MODEL: RpcSpec[UnloadModelParameter, None] = RpcSpec(
-    NAMESPACE, "unloadModel", UnloadModelParameter, None
-)
-LIST_LOADED: RpcSpec[None, list[LLMInstanceInfo]] = RpcSpec(
-    NAMESPACE, "listLoaded", None, list[LLMInstanceInfo]
-)
-# An ``rpcResult`` without ``result`` (not found, throwIfNotFound=false) decodes to None.
-GET_MODEL_INFO: RpcSpec[GetModelInfoParameter, LLMInstanceInfo | None] = RpcSpec(
-    NAMESPACE, "getModelInfo", GetModelInfoParameter, cast(Any, LLMInstanceInfo | None)
-)
-GET_LOAD_CONFIG = RpcSpec(NAMESPACE, "getLoadConfig", GetLoadConfigParameter, KVConfig)
-GET_BASE_PREDICTION_CONFIG = RpcSpec(
-    NAMESPACE, "getBasePredictionConfig", GetBasePredictionConfigParameter, KVConfig
-)
-GET_INSTANCE_PROCESSING_STATE = RpcSpec(
-    NAMESPACE,
-    "getInstanceProcessingState",
-    GetInstanceProcessingStateParameter,
-    InstanceProcessingState,
-)
-ESTIMATE_MODEL_USAGE = RpcSpec(
-    NAMESPACE, "estimateModelUsage", EstimateModelUsageParameter, EstimatedResourcesUsage
-)
+_MODELS = model_endpoints(NAMESPACE, LLMInfo, LLMInstanceInfo)
+UNLOAD_MODEL = _MODELS.unload_model
+LIST_LOADED = _MODELS.list_loaded
+GET_MODEL_INFO = _MODELS.get_model_info
+GET_LOAD_CONFIG = _MODELS.get_load_config
+GET_BASE_PREDICTION_CONFIG = _MODELS.get_base_prediction_config
+GET_INSTANCE_PROCESSING_STATE = _MODELS.get_instance_processing_state
+ESTIMATE_MODEL_USAGE = _MODELS.estimate_model_usage
+TOKENIZE = _MODELS.tokenize
+COUNT_TOKENS = _MODELS.count_tokens
+LOAD_MODEL = _MODELS.load_model
+GET_OR_LOAD = _MODELS.get_or_load
+
 APPLY_PROMPT_TEMPLATE = RpcSpec(
     NAMESPACE, "applyPromptTemplate", ApplyPromptTemplateParameter, ApplyPromptTemplateResult
 )
-TOKENIZE = RpcSpec(NAMESPACE, "tokenize", TokenizeParameter, TokenizeResult)
-COUNT_TOKENS = RpcSpec(NAMESPACE, "countTokens", CountTokensParameter, CountTokensResult)
 PRELOAD_DRAFT_MODEL: RpcSpec[PreloadDraftModelParameter, None] = RpcSpec(
     NAMESPACE, "preloadDraftModel", PreloadDraftModelParameter, None
 )
@@ -387,24 +312,6 @@ def _join_prediction(parts: Sequence[Any]) -> Any:
 PREDICTION_MERGE = MergeRule(_prediction_merge, _join_prediction)
 """``predict``/``completeRawText``: text and argument fragments join; latest progress."""
 
-LOAD_MODEL = ChannelSpec(
-    NAMESPACE,
-    "loadModel",
-    LoadModelCreationParameter,
-    LoadModelToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
-    merge=LATEST_PROGRESS,
-)
-GET_OR_LOAD = ChannelSpec(
-    NAMESPACE,
-    "getOrLoad",
-    GetOrLoadCreationParameter,
-    GetOrLoadToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
-    merge=LATEST_PROGRESS,
-)
 PREDICT = ChannelSpec(
     NAMESPACE,
     "predict",

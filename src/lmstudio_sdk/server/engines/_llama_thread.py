@@ -22,9 +22,9 @@ import sniffio
 
 from lmstudio_sdk.server.engines._assembly import StreamAssembler
 from lmstudio_sdk.server.engines._llama_tools import ToolCallSplitter
+from lmstudio_sdk.server.engines._timer import GenerationTimer
 from lmstudio_sdk.server.engines.base import (
     EngineUnavailableError,
-    Finished,
     GenerationEvent,
     GenerationRequest,
     InvalidRequestError,
@@ -286,26 +286,10 @@ def _decode(
     llama_cpp = _import_llama_cpp()
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    start = time.perf_counter()
     total = len(prompt_tokens)
+    timer = GenerationTimer(time.perf_counter, total)
     n_ctx = int(llm.n_ctx())
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
-    predicted = 0
-    first_token_time: float | None = None
-    prompt_done = start
-
-    def finish(reason: StopReason, stop_string: str | None = None) -> Finished:
-        end = time.perf_counter()
-        decode_time = end - prompt_done
-        return Finished(
-            stop_reason=reason,
-            stop_string=stop_string,
-            prompt_tokens=total,
-            predicted_tokens=predicted,
-            time_to_first_token=None if first_token_time is None else first_token_time - start,
-            tokens_per_second=predicted / decode_time if predicted and decode_time > 0 else None,
-            total_time=end - start,
-        )
 
     # Prompt processing, one batch at a time, with progress and a stop check per batch.
     # Reusing the KV cache changes how the prompt is split into batches, which changes float
@@ -320,16 +304,16 @@ def _decode(
     position = cached
     while position < total:
         if control.reason is not None:
-            emit(finish(control.reason))
+            emit(timer.finish(control.reason))
             return
         end = min(total, position + int(llm.n_batch))
         llm.eval(prompt_tokens[position:end])
         position = end
         emit(PromptProgress(position, total, cached))
-    prompt_done = time.perf_counter()
+    timer.prompt_processed()
 
     if request.max_tokens == 0:
-        emit(finish("maxPredictedTokensReached"))
+        emit(timer.finish("maxPredictedTokensReached"))
         return
     llm.set_seed(request.seed if request.seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
     grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
@@ -352,11 +336,10 @@ def _decode(
     tokens = sample(prompt_tokens)
     try:
         while (token := next(tokens, None)) is not None:
-            if first_token_time is None:
-                first_token_time = time.perf_counter()
+            timer.token_arrived()
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 break
-            predicted += 1
+            timer.predicted += 1
             # A multi-byte character may span tokens: the incremental decoder holds its start.
             pieces, stop_string = assembler.feed(utf8.decode(_token_bytes(llama_cpp, vocab, token)))
             for event in splitter.feed(pieces) if splitter else pieces:
@@ -367,7 +350,7 @@ def _decode(
             if control.reason is not None:
                 reason = control.reason
                 break
-            if request.max_tokens is not None and predicted >= request.max_tokens:
+            if request.max_tokens is not None and timer.predicted >= request.max_tokens:
                 reason = "maxPredictedTokensReached"
                 break
             if int(llm.n_tokens) + 1 >= n_ctx:
@@ -401,4 +384,4 @@ def _decode(
             emit(event)
         if splitter.called and reason == "eosFound":
             reason = "toolCalls"
-    emit(finish(reason, stop_string))
+    emit(timer.finish(reason, stop_string))

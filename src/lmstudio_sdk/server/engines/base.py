@@ -65,6 +65,7 @@ __all__ = [
     "ReasoningType",
     "StopReason",
     "TemplateMessage",
+    "TemplateOptions",
     "TokenPiece",
     "ToolCallArgumentFragment",
     "ToolCallEnd",
@@ -504,10 +505,20 @@ class ContextLengthState(_Engine):
         self._context_length = None
 
 
+@attrs.frozen(kw_only=True)
+class TemplateOptions:
+    """The options of :meth:`LLMEngine.apply_prompt_template`, as engines receive them."""
+
+    tools: Sequence[Mapping[str, Any]] | None = None
+    add_generation_prompt: bool = True
+    omit_bos_token: bool = False
+    omit_eos_token: bool = False
+    template: str | None = None
+
+
 class LLMEngine(_Engine):
     """A loaded text-generation model."""
 
-    @abc.abstractmethod
     async def apply_prompt_template(
         self,
         messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
@@ -523,6 +534,22 @@ class LLMEngine(_Engine):
         ``template`` overrides the model's own Jinja template (``llm.prediction.promptTemplate``
         of type ``jinja``, e.g. the SDKs' ``completeModeFormatting`` layer).
         """
+        options = TemplateOptions(
+            tools=tools,
+            add_generation_prompt=add_generation_prompt,
+            omit_bos_token=omit_bos_token,
+            omit_eos_token=omit_eos_token,
+            template=template,
+        )
+        return await self._apply_template(messages, options)
+
+    @abc.abstractmethod
+    async def _apply_template(
+        self,
+        messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
+        options: TemplateOptions,
+    ) -> str:
+        """What each engine does for :meth:`apply_prompt_template`."""
 
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AbstractAsyncContextManager[GenerationStream]:

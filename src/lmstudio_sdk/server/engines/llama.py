@@ -23,6 +23,8 @@ from typing import Any, NoReturn
 import anyio
 import anyio.to_thread
 
+from lmstudio_sdk.server.engines._llama_model import LlamaModel, gguf_model_facts
+
 # Re-exported: the tests reach the hand-off through this module.
 from lmstudio_sdk.server.engines._llama_thread import HANDOFF_CAPACITY as HANDOFF_CAPACITY
 from lmstudio_sdk.server.engines._llama_thread import (
@@ -44,13 +46,11 @@ from lmstudio_sdk.server.engines._llama_tools import (
     tool_use_messages,
 )
 from lmstudio_sdk.server.engines._models import (
-    gguf_quantization,
     read_gguf_facts,
     smollm2_gguf_path,
 )
 from lmstudio_sdk.server.engines._templates import render_chat_template
 from lmstudio_sdk.server.engines.base import (
-    EngineError,
     EngineUnavailableError,
     Finished,
     GenerationEvent,
@@ -59,12 +59,11 @@ from lmstudio_sdk.server.engines.base import (
     InvalidRequestError,
     LLMEngine,
     ModelFacts,
-    ModelNotLoadedError,
     ProgressCallback,
     PromptTooLongError,
-    Quantization,
     StopReason,
     TemplateMessage,
+    TemplateOptions,
 )
 
 __all__ = [
@@ -110,24 +109,17 @@ def gguf_facts(
     file, metadata, architecture, context = read_gguf_facts(
         file_path, "; is it a language model GGUF?"
     )
-    publisher = publisher or metadata.get("general.organization") or "local"
     template = metadata.get("tokenizer.chat_template")
-    quantization = gguf_quantization(metadata, file.name)
-    return ModelFacts(
-        model_key=model_key or file.stem.lower(),
-        display_name=display_name or metadata.get("general.name") or file.stem,
-        publisher=publisher,
+    return gguf_model_facts(
+        file,
+        metadata,
+        architecture,
+        context,
         domain="llm",
-        engine="llama",
-        format="gguf",
-        path=path or f"{publisher}/{file.stem}/{file.name}",
-        file_path=str(file),
-        size_bytes=file.stat().st_size,
-        max_context_length=context,
-        architecture=architecture,
-        params_string=metadata.get("general.size_label"),
-        quantization=Quantization(*quantization) if quantization else None,
-        vision=False,
+        model_key=model_key,
+        display_name=display_name,
+        publisher=publisher,
+        path=path,
         trained_for_tool_use=isinstance(template, str) and "tools" in template,
     )
 
@@ -152,7 +144,7 @@ def smollm2_facts() -> ModelFacts:
 # --- the engine -----------------------------------------------------------------------------
 
 
-class LlamaEngine(LLMEngine):
+class LlamaEngine(LlamaModel, LLMEngine):
     """A GGUF model run by llama.cpp (one loaded instance; generations run one at a time).
 
     ``n_threads`` is llama.cpp's thread count. llama.cpp's threads spin while they wait for
@@ -183,46 +175,17 @@ class LlamaEngine(LLMEngine):
 
     # -- lifecycle
 
-    @property
-    def loaded(self) -> bool:
-        return self._llm is not None
-
-    @property
-    def context_length(self) -> int:
-        return int(self._require_llm().n_ctx())
-
     async def load(
         self, context_length: int | None = None, *, progress: ProgressCallback | None = None
     ) -> None:
-        if self._llm is not None:
-            raise InvalidRequestError(f"{self.facts.model_key} is already loaded.")
-        length = self._check_context_length(context_length, self.DEFAULT_CONTEXT_LENGTH)
-        llama_cpp = _import_llama_cpp()
-        if progress is not None:
-            progress(0.0)
-        build = functools.partial(
-            llama_cpp.Llama,
-            model_path=self.facts.file_path,
-            n_ctx=length,
-            n_batch=min(512, length),
-            n_threads=self._n_threads,
-            n_threads_batch=self._n_threads,
-            verbose=False,
-        )
-        try:
-            # If this is cancelled, the thread still finishes and the model it built is
-            # dropped (Llama frees itself when collected).
-            llm = await anyio.to_thread.run_sync(build)
-        except ValueError as exc:
-            raise EngineError(
-                f"llama.cpp could not load {self.facts.file_path}: {exc}",
-                suggestion="Check that the file is a complete GGUF model.",
-            ) from exc
+        length = self._start_load(context_length, self.DEFAULT_CONTEXT_LENGTH, progress)
+        llm = await self._build_llama(length, "GGUF model", n_batch=min(512, length))
         metadata = llm.metadata
         self._template = metadata.get("tokenizer.chat_template") or _FALLBACK_TEMPLATE
         # Whether the chat template itself writes tools (the reported trainedForToolUse flag
         # may be set by a catalogue for a model that has no such template).
         self._native_tools = "tools" in self._template
+        llama_cpp = _import_llama_cpp()
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._bos_text = _token_text(llama_cpp, vocab, llm.token_bos())
         self._eos_text = _token_text(llama_cpp, vocab, llm.token_eos())
@@ -238,11 +201,6 @@ class LlamaEngine(LLMEngine):
         if llm is not None:
             self._close_pending.append(llm)
             self._release_closed()
-
-    def _require_llm(self) -> Any:
-        if self._llm is None:
-            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
-        return self._llm
 
     @contextlib.contextmanager
     def _use(self) -> Iterator[Any]:
@@ -271,27 +229,23 @@ class LlamaEngine(LLMEngine):
             call = functools.partial(llm.tokenize, data, add_bos=add_special, special=True)
             return list(await anyio.to_thread.run_sync(call))
 
-    async def apply_prompt_template(
+    async def _apply_template(
         self,
         messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        add_generation_prompt: bool = True,
-        omit_bos_token: bool = False,
-        omit_eos_token: bool = False,
-        template: str | None = None,
+        options: TemplateOptions,
     ) -> str:
         self._require_llm()
+        tools = options.tools
         if tools and not self._native_tools:
             # No native tool format: the tools go into a tool-use system prompt (LM Studio's
             # way), and generate() constrains the reply to text or one call.
             messages, tools = tool_use_messages(messages, tools), None
         return render_chat_template(
-            template if template is not None else self._template,
+            options.template if options.template is not None else self._template,
             messages,
-            bos_token="" if omit_bos_token else self._bos_text,
-            eos_token="" if omit_eos_token else self._eos_text,
-            add_generation_prompt=add_generation_prompt,
+            bos_token="" if options.omit_bos_token else self._bos_text,
+            eos_token="" if options.omit_eos_token else self._eos_text,
+            add_generation_prompt=options.add_generation_prompt,
             tools=tools,
         )
 

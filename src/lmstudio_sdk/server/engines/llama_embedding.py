@@ -22,21 +22,17 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from lmstudio_sdk.server.engines._llama_thread import _import_llama_cpp
+from lmstudio_sdk.server.engines._llama_model import LlamaModel, gguf_model_facts
 from lmstudio_sdk.server.engines._models import (
     GGUFError,
-    gguf_quantization,
     read_gguf_facts,
     read_gguf_metadata,
 )
 from lmstudio_sdk.server.engines.base import (
     EmbeddingEngine,
-    EngineError,
     InvalidRequestError,
     ModelFacts,
-    ModelNotLoadedError,
     ProgressCallback,
-    Quantization,
 )
 
 __all__ = [
@@ -76,26 +72,12 @@ def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None)
             suggestion='Serve it with type = "llm", or use a GGUF converted from an embedding '
             "model.",
         )
-    publisher = metadata.get("general.organization") or "local"
-    quantization = gguf_quantization(metadata, file.name)
-    return ModelFacts(
-        model_key=model_key or file.stem.lower(),
-        display_name=metadata.get("general.name") or file.stem,
-        publisher=publisher,
-        domain="embedding",
-        engine="llama",
-        format="gguf",
-        path=f"{publisher}/{file.stem}/{file.name}",
-        file_path=str(file),
-        size_bytes=file.stat().st_size,
-        max_context_length=context,
-        architecture=architecture,
-        params_string=metadata.get("general.size_label"),
-        quantization=Quantization(*quantization) if quantization else None,
+    return gguf_model_facts(
+        file, metadata, architecture, context, domain="embedding", model_key=model_key
     )
 
 
-class LlamaEmbeddingEngine(EmbeddingEngine):
+class LlamaEmbeddingEngine(LlamaModel, EmbeddingEngine):
     """A GGUF embedding model run by llama.cpp (one call at a time, in a worker thread).
 
     The whole context is one batch (``n_batch = n_ubatch = n_ctx``): llama.cpp embeds a
@@ -112,49 +94,16 @@ class LlamaEmbeddingEngine(EmbeddingEngine):
         self._lock = anyio.Lock()
 
     @property
-    def loaded(self) -> bool:
-        return self._llm is not None
-
-    @property
-    def context_length(self) -> int:
-        return int(self._require_llm().n_ctx())
-
-    @property
     def dimensions(self) -> int:
         return int(self._require_llm().n_embd())
-
-    def _require_llm(self) -> Any:
-        if self._llm is None:
-            raise ModelNotLoadedError(f"{self.facts.model_key} is not loaded.")
-        return self._llm
 
     async def load(
         self, context_length: int | None = None, *, progress: ProgressCallback | None = None
     ) -> None:
-        if self._llm is not None:
-            raise InvalidRequestError(f"{self.facts.model_key} is already loaded.")
-        length = self._check_context_length(context_length, self.facts.max_context_length)
-        llama_cpp = _import_llama_cpp()
-        if progress is not None:
-            progress(0.0)
-        build = functools.partial(
-            llama_cpp.Llama,
-            model_path=self.facts.file_path,
-            embedding=True,
-            n_ctx=length,
-            n_batch=length,
-            n_ubatch=length,
-            n_threads=self._n_threads,
-            n_threads_batch=self._n_threads,
-            verbose=False,
+        length = self._start_load(context_length, self.facts.max_context_length, progress)
+        llm = await self._build_llama(
+            length, "GGUF embedding model", embedding=True, n_batch=length, n_ubatch=length
         )
-        try:
-            llm = await anyio.to_thread.run_sync(build)
-        except ValueError as exc:
-            raise EngineError(
-                f"llama.cpp could not load {self.facts.file_path}: {exc}",
-                suggestion="Check that the file is a complete GGUF embedding model.",
-            ) from exc
         self._llm = llm
         if progress is not None:
             progress(1.0)

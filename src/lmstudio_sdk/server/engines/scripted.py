@@ -42,6 +42,7 @@ from lmstudio_sdk.server.engines._scripted_script import (
     _apply_faults,
 )
 from lmstudio_sdk.server.engines._templates import check_messages, render_chat_template
+from lmstudio_sdk.server.engines._timer import GenerationTimer
 from lmstudio_sdk.server.engines.base import (
     ContextLengthState,
     Domain,
@@ -62,6 +63,7 @@ from lmstudio_sdk.server.engines.base import (
     ReasoningParsing,
     StopReason,
     TemplateMessage,
+    TemplateOptions,
     TokenPiece,
     ToolCallArgumentFragment,
     ToolCallEnd,
@@ -226,24 +228,22 @@ class ScriptedEngine(_ScriptedModel, LLMEngine):
         for stream in list(self._active):
             stream.stop("modelUnloaded")
 
-    async def apply_prompt_template(
+    async def _apply_template(
         self,
         messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        add_generation_prompt: bool = True,
-        omit_bos_token: bool = False,
-        omit_eos_token: bool = False,
-        template: str | None = None,
+        options: TemplateOptions,
     ) -> str:
         self.context_length  # noqa: B018
         await _apply_faults(self.faults, "apply_prompt_template")
-        if template is not None:
+        if options.template is not None:
             return render_chat_template(
-                template, messages, add_generation_prompt=add_generation_prompt, tools=tools
+                options.template,
+                messages,
+                add_generation_prompt=options.add_generation_prompt,
+                tools=options.tools,
             )
         check_messages(messages)
-        return _render_fake_template(messages, tools, add_generation_prompt)
+        return _render_fake_template(messages, options.tools, options.add_generation_prompt)
 
     @contextlib.asynccontextmanager
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationStream]:
@@ -408,30 +408,13 @@ class _ScriptedStream(GenerationStream):
 
     def _produce(self) -> Iterator[GenerationEvent]:
         request, faults = self._request, self._faults
-        start = anyio.current_time()
         total = self._prompt_tokens
+        timer = GenerationTimer(anyio.current_time, total)
         steps = self._script.prompt_progress_steps
         for step in range(1, steps + 1):
             yield PromptProgress(total * step // steps, total, 0)
-        prompt_done = anyio.current_time()
-        first_token_time: float | None = None
-        predicted = 0
+        timer.prompt_processed()
         fragments = 0
-
-        def finish(reason: StopReason, stop_string: str | None = None) -> Finished:
-            end = anyio.current_time()
-            decode_time = end - prompt_done
-            return Finished(
-                stop_reason=reason,
-                stop_string=stop_string,
-                prompt_tokens=total,
-                predicted_tokens=predicted,
-                time_to_first_token=None if first_token_time is None else first_token_time - start,
-                tokens_per_second=predicted / decode_time
-                if predicted and decode_time > 0
-                else None,
-                total_time=end - start,
-            )
 
         fired: set[str] = set()
 
@@ -454,24 +437,23 @@ class _ScriptedStream(GenerationStream):
         assembler = StreamAssembler(request.stop_strings, request.reasoning)
         for text, tokens in self._pieces:
             if self._stop_reason is not None:
-                yield finish(self._stop_reason)
+                yield timer.finish(self._stop_reason)
                 return
-            if request.max_tokens is not None and predicted + tokens > request.max_tokens:
-                yield finish("maxPredictedTokensReached")
+            if request.max_tokens is not None and timer.predicted + tokens > request.max_tokens:
+                yield timer.finish("maxPredictedTokensReached")
                 return
-            if total + predicted + tokens > self._context_length:
-                yield finish("contextLengthReached")
+            if total + timer.predicted + tokens > self._context_length:
+                yield timer.finish("contextLengthReached")
                 return
-            predicted += tokens
-            if first_token_time is None:
-                first_token_time = anyio.current_time()
+            timer.token_arrived()
+            timer.predicted += tokens
             released, stop_string = assembler.feed(text, tokens)
             for piece in released:
                 yield from fault_points()
                 fragments += 1
                 yield piece
             if stop_string is not None:
-                yield finish("stopStringFound", stop_string)
+                yield timer.finish("stopStringFound", stop_string)
                 return
         for piece in assembler.flush():
             yield from fault_points()
@@ -482,15 +464,15 @@ class _ScriptedStream(GenerationStream):
             for event in self._tool_events:
                 # Stop only between calls: clients expect every start to be closed.
                 if isinstance(event, ToolCallStart) and self._stop_reason is not None:
-                    yield finish(self._stop_reason)
+                    yield timer.finish(self._stop_reason)
                     return
                 if isinstance(event, ToolCallArgumentFragment):
-                    predicted += 1
+                    timer.predicted += 1
                 yield event
-            yield finish("toolCalls")
+            yield timer.finish("toolCalls")
             return
         yield from fault_points(at_end=True)
-        yield finish(self._stop_reason or "eosFound")
+        yield timer.finish(self._stop_reason or "eosFound")
 
 
 # --- the embedding engine -------------------------------------------------------------------

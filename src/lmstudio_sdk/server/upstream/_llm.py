@@ -36,6 +36,7 @@ from ..engines.base import (
     ProgressCallback,
     StopReason,
     TemplateMessage,
+    TemplateOptions,
     TokenPiece,
     ToolCallArgumentFragment,
     ToolCallEnd,
@@ -421,21 +422,16 @@ class UpstreamLLMEngine(ContextLengthState, LLMEngine):
     async def tokenize(self, text: str) -> list[int]:
         return await self._pool.tokenize(self.facts.model_key, text)
 
-    async def apply_prompt_template(
+    async def _apply_template(
         self,
         messages: Sequence[TemplateMessage] | Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        add_generation_prompt: bool = True,
-        omit_bos_token: bool = False,
-        omit_eos_token: bool = False,
-        template: str | None = None,
+        options: TemplateOptions,
     ) -> str:
         return render_chat_template(
-            template or _CHATML,
+            options.template or _CHATML,
             messages,
-            tools=tools,
-            add_generation_prompt=add_generation_prompt,
+            tools=options.tools,
+            add_generation_prompt=options.add_generation_prompt,
         )
 
     def generate(self, request: GenerationRequest) -> AbstractAsyncContextManager[GenerationStream]:
