@@ -428,6 +428,8 @@ def _check_rpc(count: int) -> Callable[[dict[str, Any]], None]:
             raise Failure(f"expected {count} calls, got {result['calls']}")
         if result.get("loaded", 0) < 1:
             raise Failure("listLoaded returned no model")
+        if len(result.get("tokenize", {}).get("latencies_s", ())) != count:
+            raise Failure(f"expected {count} tokenize calls")
 
     return check
 
@@ -489,7 +491,12 @@ def make_spec(figure: str, c: dict[str, Any]) -> dict[str, Any]:
             "warmup": c["stream_warmup"],
         }
     if figure == "rpc":
-        return {"scenario": "rpc", "count": c["rpc_count"], "warmup": c["rpc_warmup"]}
+        return {
+            "scenario": "rpc",
+            "count": c["rpc_count"],
+            "warmup": c["rpc_warmup"],
+            "model": STREAM_MODEL,
+        }
     if figure == "startup":
         return {"scenario": "startup"}
     if figure == "cancel":
@@ -827,27 +834,36 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
     testdouble.summarize_testdouble(run, rows, detail)
     embed_bench.summarize_embed(run, rows, detail)
 
-    # -- rpc: round trip
+    # -- rpc: round trips of listLoaded, then of tokenize (runs before the tokenize figure
+    # existed have only the first)
     if "rpc" in raw:
-        per = {}
-        table = {}
-        for name, results in raw["rpc"].items():
-            medians = [median(r["latencies_s"]) * 1e6 for r in results]
-            pooled = [x * 1e6 for r in results for x in r["latencies_s"]]
-            per[name] = median(medians)
-            table[name] = {
-                "median_us": median(medians),
-                "round_medians_us": medians,
-                "p99_us": percentile(pooled, 99),
-                "cpu_us_per_call": median([r["cpu_s"] / r["calls"] * 1e6 for r in results]),
-                "calls": sum(r["calls"] for r in results),
+        for key, endpoint in (("rpc", "listLoaded"), ("rpc_tokenize", "tokenize")):
+            runs = {
+                name: [r if key == "rpc" else r["tokenize"] for r in results]
+                for name, results in raw["rpc"].items()
+                if key == "rpc" or all("tokenize" in r for r in results)
             }
-        detail["rpc"] = table
-        what = "listLoaded round trip, median"
-        for name, floor in FLOOR.items():
-            ratio_row("rpc", what, name, floor, per, "µs", 1.15)
-        for name, official in OFFICIAL_OF.items():
-            ratio_row("rpc", what, name, official, per, "µs", 0.85)
+            per = {}
+            table = {}
+            for name, results in runs.items():
+                medians = [median(r["latencies_s"]) * 1e6 for r in results]
+                pooled = [x * 1e6 for r in results for x in r["latencies_s"]]
+                per[name] = median(medians)
+                table[name] = {
+                    "median_us": median(medians),
+                    "round_medians_us": medians,
+                    "p99_us": percentile(pooled, 99),
+                    "cpu_us_per_call": median([r["cpu_s"] / r["calls"] * 1e6 for r in results]),
+                    "calls": sum(r["calls"] for r in results),
+                }
+            if not table:
+                continue
+            detail[key] = table
+            what = f"{endpoint} round trip, median"
+            for name, floor in FLOOR.items():
+                ratio_row("rpc", what, name, floor, per, "µs", 1.15)
+            for name, official in OFFICIAL_OF.items():
+                ratio_row("rpc", what, name, official, per, "µs", 0.85)
 
     # -- startup
     if "startup" in raw:
@@ -1207,9 +1223,11 @@ def render_markdown(
             )
     lines += fast_stream.render_fast(detail, c)
     lines += embed_bench.render_embed(detail)
-    if "rpc" in detail:
+    for key, what in (("rpc", "listLoaded"), ("rpc_tokenize", "tokenize of a short string")):
+        if key not in detail:
+            continue
         section(
-            f"listLoaded round trip ({c['rpc_count']:,} sequential calls per process)",
+            f"{what} round trip ({c['rpc_count']:,} sequential calls per process)",
             ["contender", "median µs", "p99 µs", "CPU µs/call", "calls"],
             [
                 [
@@ -1219,7 +1237,7 @@ def render_markdown(
                     f"{t['cpu_us_per_call']:.1f}",
                     f"{t['calls']:,}",
                 ]
-                for n, t in _ordered(detail["rpc"])
+                for n, t in _ordered(detail[key])
             ],
         )
     if "startup" in detail:

@@ -16,7 +16,8 @@ Scenarios (a contender implements those it supports):
 
 * ``stream``: ``samples`` predictions of ``n`` fragments each, one after another, on one
   connection; per sample: client CPU time (user + system, all threads) and wall time.
-* ``rpc``: ``count`` sequential ``llm.listLoaded`` calls; per call: round-trip time.
+* ``rpc``: ``count`` sequential ``llm.listLoaded`` calls, then ``count`` ``tokenize``
+  calls of ``text`` on the loaded model ``model``; per call: round-trip time.
 * ``startup``: import + discover (or use ``host``) + connect + authenticate + one
   ``listLoaded``; reports ``time.monotonic()`` at the first result (the harness noted it
   before spawning the process, CLOCK_MONOTONIC is system-wide).
@@ -37,13 +38,15 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 #: Every fragment of the scripted benchmark models is this text (one token each).
 FRAGMENT_TEXT = "tok "
 #: The user message every contender sends to the scripted models.
 PROMPT = "Hi"
+#: The short string every contender tokenizes in the ``rpc`` scenario.
+TOKENIZE_TEXT = "Hello, world!"
 #: The user message of the real-model benchmark (greedy decoding, so every run says the same).
 PROMPT_LLAMA = "Write a long story about a lighthouse keeper who finds a message in a bottle."
 
@@ -104,6 +107,28 @@ def stream_sample(sampler: Sampler, fragments: int, chars: int, **extra: Any) ->
         "chars": chars,
         **extra,
     }
+
+
+def timed_calls(count: int, call: Callable[[], Any]) -> dict[str, Any]:
+    """``count`` sequential calls of a blocking ``call``: latencies and CPU (``rpc``)."""
+    latencies = []
+    with Sampler() as s:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            call()
+            latencies.append(time.perf_counter() - t0)
+    return {"latencies_s": latencies, "cpu_s": s.cpu, "wall_s": s.wall, "calls": count}
+
+
+async def atimed_calls(count: int, call: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    """``count`` sequential awaited calls: latencies and CPU (``rpc``)."""
+    latencies = []
+    with Sampler() as s:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - t0)
+    return {"latencies_s": latencies, "cpu_s": s.cpu, "wall_s": s.wall, "calls": count}
 
 
 def median(values: list[float]) -> float:

@@ -17,7 +17,9 @@ from _common import (
     PROMPT,
     PROMPT_LLAMA,
     STREAM_MODEL,
+    TOKENIZE_TEXT,
     Sampler,
+    atimed_calls,
     rss_kib,
     stream_sample,
 )
@@ -64,21 +66,13 @@ async def stream(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def rpc(spec: dict[str, Any]) -> dict[str, Any]:
     async with client(spec) as c:
+        model = await c.llm.model(spec["model"])
         for _ in range(spec["warmup"]):
             await c.llm.list_loaded()
-        latencies = []
-        with Sampler() as s:
-            for _ in range(spec["count"]):
-                t0 = time.perf_counter()
-                loaded = await c.llm.list_loaded()
-                latencies.append(time.perf_counter() - t0)
-        return {
-            "latencies_s": latencies,
-            "cpu_s": s.cpu,
-            "wall_s": s.wall,
-            "calls": len(latencies),
-            "loaded": len(loaded),
-        }
+            await model.tokenize(TOKENIZE_TEXT)
+        listed = await atimed_calls(spec["count"], c.llm.list_loaded)
+        tokenized = await atimed_calls(spec["count"], lambda: model.tokenize(TOKENIZE_TEXT))
+        return {**listed, "loaded": len(await c.llm.list_loaded()), "tokenize": tokenized}
 
 
 async def startup(spec: dict[str, Any], t_start: float, t_imported: float) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from _common import (
     CONCURRENT_MODEL,
     PROMPT,
     STREAM_MODEL,
+    TOKENIZE_TEXT,
     Sampler,
+    atimed_calls,
     rss_kib,
     stream_sample,
 )
@@ -120,8 +122,23 @@ async def predict(ws: Socket, channel_id: int, model: str) -> tuple[int, int]:
             raise RuntimeError(f"channelError: {msg['error']}")
 
 
+def tokenize_frame(call_id: int, model: str) -> str:
+    specifier = {"type": "query", "query": {"identifier": model}}
+    parameter = {"specifier": specifier, "inputString": TOKENIZE_TEXT}
+    return dumps({"type": "rpcCall", "endpoint": "tokenize", "callId": call_id, "parameter": parameter})
+
+
 async def list_loaded(ws: Socket, call_id: int) -> Any:
-    await ws.send(list_loaded_frame(call_id))
+    return await rpc_call(ws, call_id, list_loaded_frame(call_id))
+
+
+async def tokenize(ws: Socket, call_id: int, model: str) -> Any:
+    return await rpc_call(ws, call_id, tokenize_frame(call_id, model))
+
+
+async def rpc_call(ws: Socket, call_id: int, frame: str) -> Any:
+    """Send the ``rpcCall`` frame of ``call_id`` and return its result."""
+    await ws.send(frame)
     while True:
         msg = loads(await ws.recv())
         if msg["type"] == "rpcResult" and msg["callId"] == call_id:
@@ -147,21 +164,14 @@ async def scenario_stream(ws: Socket, spec: dict[str, Any]) -> dict[str, Any]:
 
 async def scenario_rpc(ws: Socket, spec: dict[str, Any]) -> dict[str, Any]:
     ids = Counter()
+    model = spec["model"]
     for _ in range(spec["warmup"]):
         await list_loaded(ws, ids())
-    latencies = []
-    with Sampler() as s:
-        for _ in range(spec["count"]):
-            t0 = time.perf_counter()
-            result = await list_loaded(ws, ids())
-            latencies.append(time.perf_counter() - t0)
-    return {
-        "latencies_s": latencies,
-        "cpu_s": s.cpu,
-        "wall_s": s.wall,
-        "calls": len(latencies),
-        "loaded": len(result),
-    }
+        await tokenize(ws, ids(), model)
+    listed = await atimed_calls(spec["count"], lambda: list_loaded(ws, ids()))
+    tokenized = await atimed_calls(spec["count"], lambda: tokenize(ws, ids(), model))
+    loaded = len(await list_loaded(ws, ids()))
+    return {**listed, "loaded": loaded, "tokenize": tokenized}
 
 
 async def scenario_cancel(ws: Socket, spec: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from _common import (
     CONCURRENT_MODEL,
     PROMPT,
     STREAM_MODEL,
+    TOKENIZE_TEXT,
     Sampler,
+    atimed_calls,
     rss_kib,
     run_contender,
     stream_sample,
@@ -58,21 +60,14 @@ def rpc(spec: dict[str, Any]) -> dict[str, Any]:
 
     async def main() -> dict[str, Any]:
         async with _client(spec) as client:
+            model = await client.llm.model(spec["model"])
             for _ in range(spec["warmup"]):
                 await client.llm.list_loaded()
-            latencies = []
-            with Sampler() as s:
-                for _ in range(spec["count"]):
-                    t0 = time.perf_counter()
-                    loaded = await client.llm.list_loaded()
-                    latencies.append(time.perf_counter() - t0)
-            return {
-                "latencies_s": latencies,
-                "cpu_s": s.cpu,
-                "wall_s": s.wall,
-                "calls": len(latencies),
-                "loaded": len(loaded),
-            }
+                await model.tokenize(TOKENIZE_TEXT)
+            listed = await atimed_calls(spec["count"], client.llm.list_loaded)
+            tokenized = await atimed_calls(spec["count"], lambda: model.tokenize(TOKENIZE_TEXT))
+            loaded = len(await client.llm.list_loaded())
+            return {**listed, "loaded": loaded, "tokenize": tokenized}
 
     return asyncio.run(main())
 

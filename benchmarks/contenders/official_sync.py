@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from _common import CANCEL_MODEL, PROMPT, STREAM_MODEL, Sampler, run_contender, stream_sample
+from _common import (
+    CANCEL_MODEL,
+    PROMPT,
+    STREAM_MODEL,
+    TOKENIZE_TEXT,
+    Sampler,
+    run_contender,
+    stream_sample,
+    timed_calls,
+)
 
 
 def _client(spec: dict[str, Any]):  # type: ignore[no-untyped-def]
@@ -39,21 +48,13 @@ def stream(spec: dict[str, Any]) -> dict[str, Any]:
 
 def rpc(spec: dict[str, Any]) -> dict[str, Any]:
     with _client(spec) as client:
+        model = client.llm.model(spec["model"])
         for _ in range(spec["warmup"]):
             client.llm.list_loaded()
-        latencies = []
-        with Sampler() as s:
-            for _ in range(spec["count"]):
-                t0 = time.perf_counter()
-                loaded = client.llm.list_loaded()
-                latencies.append(time.perf_counter() - t0)
-        return {
-            "latencies_s": latencies,
-            "cpu_s": s.cpu,
-            "wall_s": s.wall,
-            "calls": len(latencies),
-            "loaded": len(loaded),
-        }
+            model.tokenize(TOKENIZE_TEXT)
+        listed = timed_calls(spec["count"], client.llm.list_loaded)
+        tokenized = timed_calls(spec["count"], lambda: model.tokenize(TOKENIZE_TEXT))
+        return {**listed, "loaded": len(client.llm.list_loaded()), "tokenize": tokenized}
 
 
 def startup(spec: dict[str, Any]) -> dict[str, Any]:

@@ -7,15 +7,20 @@ server left out reads as ``None`` here (never the protocol's ``UNSET``). Build t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .config import LoadModelConfig, PredictionConfig
 from .errors import LMStudioServerError
-from .protocol._unset import UnsetType
+from .protocol._unset import UNSET, UnsetType
 from .protocol.endpoints import shared
-from .protocol.endpoints.llm import PredictPromptProcessingProgress
+from .protocol.session import endpoint_label
+from .protocol.wire import decode_payload
+
+if TYPE_CHECKING:  # annotations only: a client listing models needs neither module
+    from .config import LoadModelConfig, PredictionConfig
+    from .protocol.endpoints._spec import RpcSpec
+    from .protocol.endpoints.llm import PredictPromptProcessingProgress
 
 __all__ = [
     "ModelInfo",
@@ -34,6 +39,7 @@ __all__ = [
     "ToolCallGenerationStarted",
     "ToolCallNameReceived",
     "ToolCallRequest",
+    "instance_infos",
 ]
 
 Quantization = shared.Quantization
@@ -361,3 +367,100 @@ class PredictionResult:
 
     def __str__(self) -> str:
         return self.content
+
+
+# --- model info straight from the JSON ---------------------------------------------------
+#
+# Why: listing loaded models is the most common RPC, and structuring each entry as a wire
+# class only to copy it into a ModelInstanceInfo doubled the decoding (benchmarks/analysis.md
+# item 10). An entry whose every field has exactly the JSON type the wire class takes is
+# built here in one step; anything else (a missing field, an integral float, a null...)
+# goes through the wire classes, which either accept it or name the field that is wrong.
+
+_REQUIRED: tuple[tuple[str, str, type], ...] = (
+    ("modelKey", "model_key", str),
+    ("format", "format", str),
+    ("displayName", "display_name", str),
+    ("path", "path", str),
+    ("sizeBytes", "size_bytes", int),
+    ("maxContextLength", "max_context_length", int),
+    ("identifier", "identifier", str),
+    ("instanceReference", "instance_reference", str),
+    ("contextLength", "context_length", int),
+)
+_REQUIRED_LLM: tuple[tuple[str, str, type], ...] = (
+    ("vision", "vision", bool),
+    ("trainedForToolUse", "trained_for_tool_use", bool),
+)
+_ABSENT_OR_STR: tuple[tuple[str, str], ...] = (
+    ("publisher", "publisher"),
+    ("indexedModelIdentifier", "indexed_model_identifier"),
+    ("paramsString", "params_string"),
+    ("architecture", "architecture"),
+    ("selectedVariant", "selected_variant"),
+)
+_ABSENT_NULL_OR_NUMBER: tuple[tuple[str, str], ...] = (
+    ("ttlMs", "ttl_ms"),
+    ("lastUsedTime", "last_used_time"),
+)
+
+
+class _NotExact(Exception):
+    """The fast path does not take this entry; the wire classes decide."""
+
+
+def _instance_from_json(raw: Any, kind: str) -> ModelInstanceInfo:
+    if type(raw) is not dict:
+        raise _NotExact
+    fields: dict[str, Any] = {"type": kind}
+    try:
+        for key, name, tp in _REQUIRED + _REQUIRED_LLM if kind == "llm" else _REQUIRED:
+            value = fields[name] = raw[key]
+            if type(value) is not tp:
+                raise _NotExact
+    except KeyError:
+        raise _NotExact from None
+    for key, name in _ABSENT_OR_STR:
+        value = fields[name] = raw.get(key)
+        if type(value) is not str and (value is not None or key in raw):
+            raise _NotExact
+    for key, name in _ABSENT_NULL_OR_NUMBER:
+        value = raw.get(key)
+        if type(value) is int:
+            value = float(value)
+        elif value is not None and type(value) is not float:
+            raise _NotExact
+        fields[name] = value
+    device = fields["device_identifier"] = raw.get("deviceIdentifier")
+    variants = raw.get("variants", [])
+    quantization = raw.get("quantization")
+    if (device is not None and type(device) is not str) or type(variants) is not list:
+        raise _NotExact
+    if any(type(variant) is not str for variant in variants):
+        raise _NotExact
+    fields["variants"] = tuple(variants)
+    if "quantization" in raw:
+        if type(quantization) is not dict:
+            raise _NotExact
+        label, bits = quantization.get("name"), quantization.get("bits")
+        if type(label) is not str or type(bits) is not int:
+            raise _NotExact
+        quantization = Quantization(label, bits)
+    fields["quantization"] = quantization
+    return ModelInstanceInfo(**fields)
+
+
+def instance_infos(raw: Any, spec: RpcSpec) -> list[ModelInstanceInfo]:
+    """The public views of a ``listLoaded`` result (``spec``) given as parsed JSON.
+
+    :raises RemoteProtocolError: an entry does not fit ``spec.result``, naming the field.
+    """
+    kind = spec.namespace
+    try:
+        if type(raw) is list:
+            return [_instance_from_json(entry, kind) for entry in raw]
+    except _NotExact:
+        pass
+    what = f"result of {endpoint_label(spec)}"
+    wire = decode_payload(UNSET if raw is None else raw, spec.result, what=what)
+    return [ModelInstanceInfo.from_wire(entry) for entry in wire]

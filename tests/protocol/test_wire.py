@@ -292,6 +292,15 @@ def test_frames_start_with_their_type() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "parameter",
+    [UNSET, None, {}, [1, 2.5, True], {"specifier": {"type": "query"}, "inputString": "é\n"}],
+)
+def test_the_rpc_call_frame_made_by_hand_is_the_wire_class_frame(parameter: Any) -> None:
+    by_hand = wire.encode_rpc_call("tokenize", 7, parameter, what="parameter of llm.tokenize")
+    assert by_hand == wire.encode(RpcCall("tokenize", 7, parameter))
+
+
 # ------------------------------------------------------------------- the error object
 
 

@@ -21,36 +21,23 @@ from typing_extensions import Unpack
 
 from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
-from ..chat import Chat
-from ..config import (
-    LoadModelConfig,
-    PredictionConfig,
-    PredictionOptions,
-    load_config_from_kv,
-    prediction_stack,
-)
 from ..protocol._unset import UNSET
-from ..protocol.endpoints import embedding, llm, shared
-from ..results import ModelInstanceInfo, PredictionFragment, PredictionResult, ToolCallRequest
+from ..protocol.endpoints import llm, shared
+from ..results import ModelInstanceInfo
 from ._exceptions import exceptions_unwrapped
-from ._keywords import PredictionKeywords, check_prediction_keywords, split_callbacks
-from .act import run_act
-from .prediction import (
-    PredictionCallbacks,
-    PredictionRequest,
-    PredictionStream,
-    complete_request,
-    open_prediction,
-    respond_request,
-    run_prediction,
-)
-from .streams import StreamScope
-from .tools import ActResult, ToolLike, to_tools, tool_definitions
 
+# Why the imports inside methods: predictions, tools, chats and configs are imported on
+# first use, so that a client that lists models starts without them (benchmarks/analysis.md 11).
 if TYPE_CHECKING:
     from ..chat import ChatHistoryInput
+    from ..config import LoadModelConfig, PredictionConfig, PredictionOptions
+    from ..results import PredictionFragment, PredictionResult, ToolCallRequest
+    from ._keywords import PredictionKeywords
     from .connection import Connection
     from .namespaces import _ModelNamespace
+    from .prediction import PredictionRequest, PredictionStream
+    from .streams import StreamScope
+    from .tools import ActResult, ToolLike
 
 __all__ = ["AsyncEmbeddingModel", "AsyncLLM", "AsyncModelHandle"]
 
@@ -214,6 +201,8 @@ class AsyncModelHandle:
         self, *, timeout: float | DefaultType | None = DEFAULT
     ) -> LoadModelConfig:
         """The config the instance was loaded with (what the server reports)."""
+        from ..config import load_config_from_kv
+
         kv = await self._get_load_kv(timeout)
         domain: Any = self.domain
         return load_config_from_kv(kv, domain)
@@ -266,6 +255,9 @@ class AsyncLLM(AsyncModelHandle):
     ) -> T:
         """``run`` (open or run a prediction) on the request ``request_for(config,
         response_format, options)`` builds, with the callbacks and timeouts of ``keywords``."""
+        from ._keywords import check_prediction_keywords, split_callbacks
+        from .prediction import PredictionCallbacks
+
         check_prediction_keywords(keywords)
         callbacks, others = split_callbacks(keywords)
         timeouts = {
@@ -293,6 +285,8 @@ class AsyncLLM(AsyncModelHandle):
         an attrs class or a dataclass) constrains the reply and parses it into
         ``result.parsed``. The callbacks are those of :meth:`respond`.
         """
+        from .prediction import open_prediction, respond_request
+
         request_for = functools.partial(respond_request, self._specifier(), history)
         return self._predict(open_prediction, request_for, keywords)
 
@@ -311,6 +305,8 @@ class AsyncLLM(AsyncModelHandle):
         :raises StructuredOutputError: the reply does not fit ``response_format``.
         :raises LMStudioModelNotFoundError: the model is no longer loaded.
         """
+        from .prediction import respond_request, run_prediction
+
         request_for = functools.partial(respond_request, self._specifier(), history)
         return await self._predict(run_prediction, request_for, keywords)
 
@@ -327,6 +323,8 @@ class AsyncLLM(AsyncModelHandle):
         unchanged (every LM Studio version supports it); ``raw_text_endpoint=True`` uses
         ``completeRawText`` instead (newer servers only). See :meth:`respond_stream`.
         """
+        from .prediction import complete_request, open_prediction
+
         request_for = functools.partial(
             complete_request, self._specifier(), prompt, raw_text_endpoint=raw_text_endpoint
         )
@@ -341,6 +339,8 @@ class AsyncLLM(AsyncModelHandle):
     ) -> PredictionResult:
         """Continue ``prompt`` as raw text and return the result (see :meth:`complete_stream`
         and :meth:`respond`)."""
+        from .prediction import complete_request, run_prediction
+
         request_for = functools.partial(
             complete_request, self._specifier(), prompt, raw_text_endpoint=raw_text_endpoint
         )
@@ -386,6 +386,8 @@ class AsyncLLM(AsyncModelHandle):
         running tools (abandons sync tools' threads) and the prediction on the server;
         nothing of the cancelled round is reported and no new round starts.
         """
+        from .act import run_act
+
         return await run_act(
             self._connection(),
             self._specifier(),
@@ -419,6 +421,10 @@ class AsyncLLM(AsyncModelHandle):
         ``tools`` (as :meth:`act` takes them) are rendered into the prompt when the
         template supports tools.
         """
+        from ..chat import Chat
+        from ..config import PredictionConfig, prediction_stack
+        from .tools import to_tools, tool_definitions
+
         chat = Chat.from_history(history)
         opts = llm.ApplyPromptTemplateOpts(
             True if omit_bos_token else UNSET,
@@ -456,6 +462,8 @@ class AsyncEmbeddingModel(AsyncModelHandle):
         A list is embedded with concurrent requests (at most ``MAX_CONCURRENT_REQUESTS``
         at once); the order is kept. The first failure cancels the others and is raised.
         """
+        from ..protocol.endpoints import embedding
+
         connection, specifier = self._connection(), self._specifier()
 
         async def one(item: str) -> list[float]:

@@ -27,20 +27,25 @@ from typing_extensions import Unpack
 
 from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
-from ..chat import FileHandle
-from ..config import load_config_from, load_config_stack
 from ..errors import RemoteProtocolError
 from ..protocol._unset import UNSET
 from ..protocol.codec import Unknown
-from ..protocol.endpoints import diagnostics, embedding, files, llm, repository, shared, system
-from ..results import ModelInfo, ModelInstanceInfo
-from ._keywords import LoadKeywords, check_keywords
+from ..protocol.endpoints import namespace_module, shared
+from ..protocol.endpoints._spec import raw_result
+from ..results import ModelInfo, ModelInstanceInfo, instance_infos
+from ._images import IMAGE_SUFFIXES, image_suffix
 from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
 from .streams import StreamScope
 
+# Why the imports inside methods: a namespace's endpoint module, ``chat``, ``config`` and the
+# keyword checks are imported when first used, so a client starts without them
+# (benchmarks/analysis.md 11).
 if TYPE_CHECKING:
+    from ..chat import FileHandle
+    from ..protocol.endpoints import diagnostics, files, repository, system
     from ..protocol.endpoints._spec import ChannelSpec
+    from ._keywords import LoadKeywords
     from .channel import Channel
     from .client import AsyncClient
     from .connection import Connection
@@ -102,6 +107,7 @@ class SystemNamespace(_Namespace):
 
     async def version(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.VersionResult:
         """The LM Studio version (``.version`` is ``"major.minor.patch"``, ``.build``)."""
+        from ..protocol.endpoints import system
         result: system.VersionResult = await self._connection().call(
             system.VERSION, timeout=timeout
         )
@@ -109,6 +115,7 @@ class SystemNamespace(_Namespace):
 
     async def info(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.SystemInfo:
         """The server process: ``pid``, ``is_daemon`` and ``version``."""
+        from ..protocol.endpoints import system
         result: system.SystemInfo = await self._connection().call(system.INFO, timeout=timeout)
         return result
 
@@ -118,6 +125,8 @@ class SystemNamespace(_Namespace):
         """Models on disk; ``domain="llm"`` or ``"embedding"`` keeps only that kind."""
         if domain not in (None, "llm", "embedding"):
             raise ValueError(f"domain must be None, 'llm' or 'embedding', got {domain!r}")
+        from ..protocol.endpoints import system
+
         models = await self._connection().call(system.LIST_DOWNLOADED_MODELS, timeout=timeout)
         return [
             ModelInfo.from_wire(model)
@@ -134,6 +143,7 @@ class SystemNamespace(_Namespace):
         timeout: float | DefaultType | None = DEFAULT,
     ) -> None:
         """Show a notification in the LM Studio app."""
+        from ..protocol.endpoints import system
         parameter = system.NotifyParameter(
             _key(title, "title"),
             UNSET if description is None else description,
@@ -210,18 +220,23 @@ class LoadStream(Generic[H]):
 
 
 class _ModelNamespace(_Namespace, Generic[H]):
-    _endpoints: ModuleType = llm
     _handle_class: type[AsyncModelHandle] = AsyncModelHandle
 
+    @property
+    def _endpoints(self) -> ModuleType:
+        """This namespace's endpoint module (``llm`` or ``embedding``), imported on first use."""
+        return namespace_module(self._name)
+
     def _handle(self, info: Any) -> H:
-        public = ModelInstanceInfo.from_wire(info)
+        public = info if isinstance(info, ModelInstanceInfo) else ModelInstanceInfo.from_wire(info)
         handle: H = self._handle_class(self, public.identifier, public)  # type: ignore[assignment]
         return handle
 
     async def list_loaded(self, *, timeout: float | DefaultType | None = DEFAULT) -> list[H]:
         """The loaded instances of this kind, as handles (``handle.info`` has the details)."""
-        infos = await self._connection().call(self._endpoints.LIST_LOADED, timeout=timeout)
-        return [self._handle(info) for info in infos]
+        spec = self._endpoints.LIST_LOADED
+        raw = await self._connection().call(raw_result(spec), timeout=timeout)
+        return [self._handle(info) for info in instance_infos(raw, spec)]
 
     async def get_model_info(
         self, identifier: str | None = None, *, timeout: float | DefaultType | None = DEFAULT
@@ -258,6 +273,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
         longest silence allowed between progress reports; ``drain_timeout`` the longest wait
         for the server to confirm a cancelled load.
         """
+        from ._keywords import LoadKeywords, check_keywords
+
         check_keywords(keywords, LoadKeywords, "load_stream")
         parameter = shared.LoadModelCreationParameter(
             _key(key, "key"),
@@ -269,6 +286,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
         return self._load_scope(self._endpoints.LOAD_MODEL, parameter, keywords)
 
     def _load_config_stack(self, keywords: LoadKeywords) -> Any:
+        from ..config import load_config_from, load_config_stack
+
         config = load_config_from(keywords.get("config"))
         return load_config_stack(config, self._name)  # type: ignore[arg-type]
 
@@ -308,6 +327,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
         function is awaited). Cancelling the call cancels the load on the server.
         See :meth:`load_stream` for the other options.
         """
+        from ._keywords import LoadKeywords, check_keywords
+
         check_keywords(keywords, LoadKeywords, "load")
         scope = self.load_stream(key, identifier=identifier, **keywords)
         return await self._loaded(scope, on_progress)
@@ -330,6 +351,8 @@ class _ModelNamespace(_Namespace, Generic[H]):
         that is already loaded (``LMStudioModelNotFoundError`` if none is); ``ttl`` and
         ``config`` then make no sense and are refused.
         """
+        from ._keywords import LoadKeywords, check_keywords
+
         check_keywords(keywords, LoadKeywords, "model")
         ttl = keywords.get("ttl", DEFAULT)
         if key is None:
@@ -348,7 +371,6 @@ class LLMNamespace(_ModelNamespace[AsyncLLM]):
     """``client.llm``: LLMs (list, load, unload, get a handle)."""
 
     _name = "llm"
-    _endpoints = llm
     _handle_class = AsyncLLM
 
 
@@ -356,7 +378,6 @@ class EmbeddingNamespace(_ModelNamespace[AsyncEmbeddingModel]):
     """``client.embedding``: embedding models (list, load, unload, get a handle)."""
 
     _name = "embedding"
-    _endpoints = embedding
     _handle_class = AsyncEmbeddingModel
 
 
@@ -380,6 +401,9 @@ class FilesNamespace(_Namespace):
                 f"data must be bytes, got {type(data).__name__}; read the file first "
                 "(e.g. pathlib.Path(...).read_bytes())"
             )
+        from ..chat import FileHandle
+        from ..protocol.endpoints import files
+
         parameter = files.UploadFileBase64Parameter(
             _key(name, "name"), base64.b64encode(bytes(data)).decode("ascii")
         )
@@ -418,34 +442,16 @@ class FilesNamespace(_Namespace):
             raise TypeError(f"prepare_image() takes a path or bytes, got {type(source).__name__}")
         if name is not None:
             _key(name, "name")
-        suffix = _image_suffix(data)
+        suffix = image_suffix(data)
         if suffix is None:
             raise ValueError(
                 f"{name or default_name or 'the data'} is not an image "
                 "(PNG, JPEG, GIF, WebP or BMP expected)"
             )
         name = name or default_name or f"image{suffix}"
-        if os.path.splitext(name)[1].lower() not in _IMAGE_SUFFIXES:
+        if os.path.splitext(name)[1].lower() not in IMAGE_SUFFIXES:
             name += suffix
         return await self.upload(name, data, timeout=timeout)
-
-
-_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp"})
-
-
-def _image_suffix(data: bytes) -> str | None:
-    """The file extension of an image's format, from its first bytes (``None``: no image)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return ".gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    if data.startswith(b"BM") and len(data) > 26:
-        return ".bmp"
-    return None
 
 
 # ------------------------------------------------------------------------------- repository
@@ -465,6 +471,8 @@ class RepositoryNamespace(_Namespace):
         timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelSearchResultEntry]:
         """Search for models to download (``limit``: 1 to 25 results)."""
+        from ..protocol.endpoints import repository
+
         opts = repository.ModelSearchOpts(
             UNSET if search_term is None else search_term,
             UNSET if limit is None else limit,
@@ -482,6 +490,8 @@ class RepositoryNamespace(_Namespace):
         timeout: float | DefaultType | None = DEFAULT,
     ) -> list[repository.ModelDownloadOption]:
         """The files a search result can be downloaded as (one per quantization...)."""
+        from ..protocol.endpoints import repository
+
         identifier = getattr(model, "identifier", model)
         if not isinstance(
             identifier,
@@ -514,6 +524,8 @@ class RepositoryNamespace(_Namespace):
         (``drain_timeout``: the longest wait for it to confirm); ``timeout`` is the longest
         silence allowed between progress reports.
         """
+        from ..protocol.endpoints import repository
+
         download_identifier: Any = getattr(option, "download_identifier", option)
         parameter = repository.DownloadModelCreationParameter(
             _key(download_identifier, "download identifier")
@@ -550,6 +562,8 @@ class LogStream:
         return self
 
     async def __anext__(self) -> diagnostics.DiagnosticsLogEvent:
+        from ..protocol.endpoints import diagnostics
+
         while True:
             try:
                 packet = await self._channel.receive()
@@ -570,6 +584,8 @@ class DiagnosticsNamespace(_Namespace):
         Leaving the block stops the stream on the server (waiting at most ``drain_timeout``
         seconds for it to confirm; the client's default when omitted).
         """
+        from ..protocol.endpoints import diagnostics
+
         return StreamScope(
             self._connection(),
             diagnostics.STREAM_LOGS,

@@ -20,6 +20,8 @@ Modules: :mod:`.wire` (the envelope), :mod:`.events`, :mod:`.session`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._unset import UNSET as UNSET
 from ._unset import UnsetType as UnsetType
 from .codec import USING_ORJSON as USING_ORJSON
@@ -55,8 +57,6 @@ from .events import ServerEvent as ServerEvent
 from .events import StrayMessageReceived as StrayMessageReceived
 from .events import UnknownMessageReceived as UnknownMessageReceived
 from .events import WarningReceived as WarningReceived
-from .server_session import IdentityRegistry as IdentityRegistry
-from .server_session import ServerSession as ServerSession
 from .session import ClientSession as ClientSession
 from .session import SessionState as SessionState
 from .session import parse_api_token as parse_api_token
@@ -87,3 +87,16 @@ from .wire import WritableSignalUpdate as WritableSignalUpdate
 from .wire import decode_client_message as decode_client_message
 from .wire import decode_server_message as decode_server_message
 from .wire import encode as encode
+
+if TYPE_CHECKING:
+    from .server_session import IdentityRegistry as IdentityRegistry
+    from .server_session import ServerSession as ServerSession
+
+
+def __getattr__(name: str) -> Any:
+    # The server's side is imported on first use (PEP 562): a client never needs it.
+    if name in ("IdentityRegistry", "ServerSession"):
+        from . import server_session
+
+        return getattr(server_session, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -115,7 +115,6 @@ from .wire import (
     CommunicationWarning,
     KeepAlive,
     KeepAliveAck,
-    RpcCall,
     RpcError,
     RpcResult,
     ServerToClient,
@@ -126,6 +125,7 @@ from .wire import (
     decode_payload,
     encode,
     encode_payload,
+    encode_rpc_call,
     parse_json,
     warning_kind,
 )
@@ -283,15 +283,14 @@ class ClientSession:
     def call(self, spec: RpcSpec, parameter: Any = UNSET) -> tuple[int, str]:
         """Start an RPC; return its call id and the ``rpcCall`` frame to send.
 
-        ``parameter`` must be an instance of ``spec.parameter`` (left out for void
-        endpoints). A bad value is a :class:`~lmstudio_sdk.errors.LocalProtocolError` and
-        nothing changes.
+        ``parameter`` is an instance of ``spec.parameter`` (none for void endpoints); a bad
+        one is a :class:`~lmstudio_sdk.errors.LocalProtocolError` and changes nothing.
         """
         self._check_spec(spec, RpcSpec, "call an RPC", "call() takes an RpcSpec", "open_channel()")
         what = f"parameter of {endpoint_label(spec)}"
         raw = _encode_input(spec.parameter, parameter, what=what)
         call_id = self._next_call_id
-        frame = encode(RpcCall(spec.name, call_id, raw), what=what)
+        frame = encode_rpc_call(spec.name, call_id, raw, what=what)
         self._next_call_id += 1
         self._calls[call_id] = spec
         return call_id, frame
@@ -426,6 +425,9 @@ class ClientSession:
                 and "ackId" not in raw
             ):
                 return self._on_channel_packet(raw["channelId"], raw.get("message", UNSET))
+            kind = type(raw) is dict and raw.get("type")  # and for a reply: no union to decode
+            if kind == "rpcResult" and type(raw.get("callId")) is int:
+                return self._on_rpc_result(RpcResult(raw["callId"], raw.get("result", UNSET)))
             raw = string_error_as_object(raw)
             message: ServerToClient = codec.structure(raw, ServerToClient, what="frame")
             return self._handlers[type(message)](message)
@@ -469,11 +471,9 @@ class ClientSession:
         if message.call_id in self._forgotten_calls:
             self._forgotten_calls.discard(message.call_id)
             return []
-        if 0 < message.call_id < self._next_call_id:
-            reason = f"call {message.call_id} has already been answered"
-        else:
-            reason = f"call {message.call_id} was never made"
-        return [StrayMessageReceived(message, reason)]
+        answered = 0 < message.call_id < self._next_call_id
+        reason = "has already been answered" if answered else "was never made"
+        return [StrayMessageReceived(message, f"call {message.call_id} {reason}")]
 
     def _on_channel_send(self, message: ChannelSend) -> list[ClientEvent]:
         channel = self._channels.get(message.channel_id)

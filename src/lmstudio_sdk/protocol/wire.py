@@ -70,6 +70,7 @@ __all__ = [
     "dumps_frame",
     "encode",
     "encode_payload",
+    "encode_rpc_call",
     "parse_json",
     "warning_kind",
 ]
@@ -490,6 +491,18 @@ def encode(message: Any, *, what: str | None = None) -> str:
     """
     what = what or f"{type(message).__name__} frame"
     return dumps_frame(codec.unstructure(message, what=what), what=what)
+
+
+def encode_rpc_call(endpoint: str, call_id: int, parameter: Any, *, what: str) -> str:
+    """``encode(RpcCall(endpoint, call_id, parameter))`` for an unstructured ``parameter``.
+
+    Built by hand, in the class's key order: this frame is made for every RPC, and the
+    converter took ten times as long as the JSON encoding to make the same envelope.
+    """
+    envelope = {"type": "rpcCall", "endpoint": endpoint, "callId": call_id}
+    if parameter is not UNSET:
+        envelope["parameter"] = parameter
+    return dumps_frame(envelope, what=what)
 
 
 def dumps_frame(raw: Any, *, what: str = "frame") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Generic
 
 import attrs
@@ -10,7 +11,7 @@ from typing_extensions import TypeVar
 from .._unset import UNSET, UnsetType
 from ..merging import NO_MERGE, MergeRule
 
-__all__ = ["ChannelSpec", "EndpointSpec", "RpcSpec"]
+__all__ = ["ChannelSpec", "EndpointSpec", "RpcSpec", "raw_result"]
 
 
 P = TypeVar("P", default=Any)
@@ -68,3 +69,12 @@ class ChannelSpec:
 
 
 EndpointSpec = RpcSpec | ChannelSpec
+
+
+@functools.cache
+def raw_result(spec: RpcSpec[P, Any]) -> RpcSpec[P, Any]:
+    """``spec`` with its result left as parsed JSON (``Any``), for a caller that decodes it
+    itself, in one step to a public view: that caller then owns the checks of
+    ``spec.result`` (``lmstudio_sdk.results.instance_infos`` does them for ``listLoaded``).
+    """
+    return attrs.evolve(spec, result=Any)
