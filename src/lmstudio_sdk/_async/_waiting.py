@@ -10,14 +10,15 @@ per wait). ``_wait(channel, deadline)`` returns whether the channel woke it; it 
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import sniffio
 
-__all__ = ["backend_waiting"]
+__all__ = ["backend_checkpoint", "backend_waiting"]
 
 Wait = Callable[[Any, float], Any]
 
@@ -106,3 +107,12 @@ def _current_library() -> str | None:
         return sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return None
+
+
+def backend_checkpoint() -> Callable[[], Awaitable[None]]:
+    """The running backend's cheapest way to let other tasks run (``asyncio.sleep(0)``)."""
+    if _current_library() == "asyncio":
+        import asyncio
+
+        return functools.partial(asyncio.sleep, 0)
+    return anyio.lowlevel.checkpoint
