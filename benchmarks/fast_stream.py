@@ -172,8 +172,9 @@ def render_fast(detail: dict[str, Any], config: dict[str, Any]) -> list[str]:
         lines += [
             f"### Fast source ({n:,} pre-encoded fragments, {pace}): overhead above the floor",
             "",
-            "| contender | CPU µs/fragment | floor | overhead µs/fragment | events | samples |",
-            "| --- | ---: | --- | ---: | ---: | ---: |",
+            "| contender | CPU µs/fragment | floor | overhead µs/fragment | fragments | events "
+            "| samples |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
         ]
         for name, t in _ordered(detail[figure]):
             overhead = t.get("overhead_us_per_fragment")
@@ -181,7 +182,7 @@ def render_fast(detail: dict[str, Any], config: dict[str, Any]) -> list[str]:
                 f"| {LABEL.get(name, name)} | {t['cpu_us_per_fragment']:.2f} | "
                 f"{t.get('floor', '(floor)')} | "
                 + ("" if overhead is None else f"{overhead:.2f}")
-                + f" | {t['events']:,.0f} | {t['samples']} |"
+                + f" | {t['fragments']:,.0f} | {t['events']:,.0f} | {t['samples']} |"
             )
         lines.append("")
     return lines

@@ -412,6 +412,13 @@ def _check_stream(n: int) -> Callable[[dict[str, Any]], None]:
                 )
             if sample["fragments"] > n:
                 raise Failure(f"expected at most {n} fragments, got {sample['fragments']}")
+            if sample["fragments"] < n:
+                # Every contender's consumer keeps up (it only counts): merged fragments
+                # mean the client's reader ran ahead of it (issue #14, item 4).
+                raise Failure(
+                    f"{sample['fragments']} events for {n} fragments: a consumer that keeps "
+                    "up got merged fragments"
+                )
 
     return check
 
@@ -791,6 +798,7 @@ def summarize(run: Run) -> tuple[list[Row], dict[str, Any]]:
                     [s["chars"] / len(FRAGMENT_TEXT) / s["wall_s"] for s in samples]
                 ),
                 "events": median([s["fragments"] for s in samples]),
+                "fragments": median([s["chars"] / len(FRAGMENT_TEXT) for s in samples]),
                 "max_rss_mib": max(r["max_rss_kib"] for r in results) / 1024,
                 "samples": len(samples),
             }
@@ -1167,6 +1175,7 @@ def render_markdown(
                     "CPU µs/fragment",
                     "wall s",
                     "fragments/s",
+                    "fragments",
                     "events",
                     "peak RSS MiB",
                     "samples",
@@ -1177,6 +1186,7 @@ def render_markdown(
                         f"{t['cpu_us_per_fragment']:.2f}",
                         f"{t['wall_s']:.3f}",
                         f"{t['fragments_per_s']:,.0f}",
+                        f"{t.get('fragments', math.nan):,.0f}",
                         f"{t['events']:,.0f}",
                         f"{t['max_rss_mib']:.1f}",
                         str(t["samples"]),
