@@ -69,7 +69,7 @@ async def test_a_consumer_that_sleeps_between_events_gets_merged_events_and_all_
 
 
 def test_the_blocking_facade_gets_one_event_per_fragment(relay: BurstRelay) -> None:
-    with Client(relay.url, channel_buffer_size=BUFFER * 4) as client:
+    with Client(relay.url) as client:  # the default buffer: the consumer is a thread
         model = client.llm.model(KEY)
         for _ in range(2):
             with model.respond_stream("go") as stream:

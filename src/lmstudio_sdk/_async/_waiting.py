@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import sniffio
 
-__all__ = ["backend_checkpoint", "backend_waiting"]
+__all__ = ["backend_checkpoint", "backend_clock", "backend_waiting"]
 
 Wait = Callable[[Any, float], Any]
 
@@ -36,7 +36,7 @@ class _AsyncioWaiter:
             self.future.set_result(True)
 
 
-def _asyncio_waiting() -> tuple[Callable[[], float], Wait]:
+def _asyncio_wait() -> Wait:
     import asyncio
 
     loop = asyncio.get_running_loop()
@@ -57,10 +57,10 @@ def _asyncio_waiting() -> tuple[Callable[[], float], Wait]:
             if channel._waiter is waiter:
                 channel._waiter = None
 
-    return loop.time, wait
+    return wait
 
 
-def _trio_waiting() -> tuple[Callable[[], float], Wait]:
+def _trio_wait() -> Wait:
     import trio
 
     async def wait(channel: Any, deadline: float) -> bool:
@@ -77,7 +77,7 @@ def _trio_waiting() -> tuple[Callable[[], float], Wait]:
                 channel._waiter = None
         return event.is_set()
 
-    return trio.current_time, wait
+    return wait
 
 
 async def _anyio_wait(channel: Any, deadline: float) -> bool:
@@ -96,10 +96,10 @@ def backend_waiting() -> tuple[Callable[[], float], Wait]:
     """The running backend's clock and wait function (see above)."""
     library = _current_library()
     if library == "asyncio":
-        return _asyncio_waiting()
+        return backend_clock(), _asyncio_wait()
     if library == "trio":
-        return _trio_waiting()
-    return anyio.current_time, _anyio_wait
+        return backend_clock(), _trio_wait()
+    return backend_clock(), _anyio_wait
 
 
 def _current_library() -> str | None:
@@ -116,3 +116,17 @@ def backend_checkpoint() -> Callable[[], Awaitable[None]]:
 
         return functools.partial(asyncio.sleep, 0)
     return anyio.lowlevel.checkpoint
+
+
+def backend_clock() -> Callable[[], float]:
+    """The running backend's clock (``anyio.current_time()`` without the look-up per call)."""
+    library = _current_library()
+    if library == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop().time
+    if library == "trio":
+        import trio
+
+        return trio.current_time
+    return anyio.current_time
