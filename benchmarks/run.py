@@ -1323,12 +1323,12 @@ def profile(run: Run, target: str, out: Path, rate: int = 500) -> int:
     if figure in fast_stream.FIGURES:
         with fast_stream.fast_host(run, figure) as (spec, _):
             return _profile(run, name, figure, spec, out, rate)
-    return _profile(run, name, figure, {"host": run.host, **make_spec(figure, run.config)}, out, rate)
+    return _profile(
+        run, name, figure, {"host": run.host, **make_spec(figure, run.config)}, out, rate
+    )
 
 
-def _profile(
-    run: Run, name: str, figure: str, spec: dict[str, Any], out: Path, rate: int
-) -> int:
+def _profile(run: Run, name: str, figure: str, spec: dict[str, Any], out: Path, rate: int) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stacks = out / f"profile-{name}-{figure}.collapsed"
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))

@@ -93,4 +93,3 @@ def test_a_fragment_in_the_current_shape_is_the_wire_fragment() -> None:
 def test_other_endpoints_keep_the_converter_s_hook() -> None:
     union = diagnostics.StreamLogsToClientPacket
     assert packet_hook(union) is codec.converter.get_structure_hook(union)
-

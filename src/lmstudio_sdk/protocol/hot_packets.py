@@ -32,7 +32,7 @@ _FRAGMENT_KEYS: Final = frozenset(
 )
 
 
-def _fragment(payload: Any, llm: Any) -> llm.PredictFragment | None:
+def _fragment(payload: Any, endpoints: Any) -> llm.PredictFragment | None:
     """The fragment packet ``payload`` is, if it is one in the exact current shape."""
     if type(payload) is not dict or payload.get("type") != "fragment" or len(payload) != 2:
         return None
@@ -40,7 +40,11 @@ def _fragment(payload: Any, llm: Any) -> llm.PredictFragment | None:
     if type(raw) is not dict or raw.keys() != _FRAGMENT_KEYS:
         return None
     content, count = raw["content"], raw["tokensCount"]
-    drafted, reasoning, structural = raw["containsDrafted"], raw["reasoningType"], raw["isStructural"]
+    drafted, reasoning, structural = (
+        raw["containsDrafted"],
+        raw["reasoningType"],
+        raw["isStructural"],
+    )
     if (
         type(content) is not str
         or type(count) is not int
@@ -49,8 +53,8 @@ def _fragment(payload: Any, llm: Any) -> llm.PredictFragment | None:
         or type(structural) is not bool
     ):
         return None
-    return llm.PredictFragment(
-        llm.LLMPredictionFragment(
+    packet: llm.PredictFragment = endpoints.PredictFragment(
+        endpoints.LLMPredictionFragment(
             content=content,
             tokens_count=count,
             contains_drafted=drafted,
@@ -58,20 +62,21 @@ def _fragment(payload: Any, llm: Any) -> llm.PredictFragment | None:
             is_structural=structural,
         )
     )
+    return packet
 
 
 def packet_hook(union: Any) -> Hook:
     """The structure hook for a channel's packets (``hook(payload, union)``)."""
     general: Hook = codec.converter.get_structure_hook(union)
     # Only a module that imported llm can hold its unions: no import here (start-up).
-    llm = sys.modules.get(f"{__package__}.endpoints.llm")
-    if llm is None or not any(
-        union is u for u in (llm.PredictToClientPacket, llm.CompleteRawTextToClientPacket)
+    module = sys.modules.get(f"{__package__}.endpoints.llm")
+    if module is None or not any(
+        union is u for u in (module.PredictToClientPacket, module.CompleteRawTextToClientPacket)
     ):
         return general
 
     def structure(payload: Any, cl: Any) -> Any:
-        packet = _fragment(payload, llm)
+        packet = _fragment(payload, module)
         return general(payload, cl) if packet is None else packet
 
     return structure

@@ -88,7 +88,6 @@ from ._salvage import salvage_too_deep, string_error_as_object
 from ._unset import UNSET, UnsetType
 from .codec import Unknown
 from .endpoints._spec import ChannelSpec, RpcSpec
-from .hot_packets import packet_hook
 from .events import (
     Authenticated,
     AuthenticationFailed,
@@ -105,6 +104,7 @@ from .events import (
     UnknownMessageReceived,
     WarningReceived,
 )
+from .hot_packets import packet_hook
 from .wire import (
     AuthPacket,
     AuthResult,
