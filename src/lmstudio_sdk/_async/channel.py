@@ -334,6 +334,15 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
                     cancel=True,
                 )
 
+    def _ready(self) -> bool:
+        """Whether :meth:`receive` would return (or raise) without waiting."""
+        return (
+            bool(self._buffer)
+            or self._left
+            or self._local_error is not None
+            or self._server_end is not None
+        )
+
     async def send(self, packet: Any) -> None:
         """Send one of the endpoint's client-to-server packets on this channel."""
         if self._local_error is not None:

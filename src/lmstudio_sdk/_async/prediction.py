@@ -295,6 +295,10 @@ class PredictionStream(ObjectReceiveStream[PredictionEvent]):
             if event is not None:
                 return event
 
+    def _ready(self) -> bool:
+        """Whether the next packet is already here (the sync facade's batches, ``_feed``)."""
+        return self._channel._ready()
+
     @cuts_own_traceback
     async def receive(self) -> PredictionEvent:
         """The next event; ``anyio.EndOfStream`` when the prediction is over."""
