@@ -222,6 +222,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._buffer: deque[Any] = deque()
         self._lagging = False  # the buffer filled up: fold new packets into the tail
         self._waiter: Any = None  # what the waiting receive() sleeps on (see _wait)
+        self._watched = False  # in Trio's idle watch (see _waiting._IdleWatch)
         self._clock, self._wait = backend_waiting()
         self._last_activity = self._clock()
         # What the consumer gets once the buffer is empty (the server's end), or at once
