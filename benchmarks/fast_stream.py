@@ -117,7 +117,7 @@ def bench_fast(run: Run, figure: str) -> None:
         for round_ in run.rounds(figure, rounds):
             run.log(f"{figure}: round {round_ + 1}/{rounds}, {n:,} fragments, fast source, {pace}")
             for name in run.wanted(ALL):
-                run.contender(figure, name, spec, check=_check_stream(n))
+                run.contender(figure, name, spec, check=_check_stream(n, name))
 
 
 def summarize_fast(run: Run, rows: list[Row], detail: dict[str, Any]) -> None:

@@ -25,8 +25,12 @@ __all__ = ["FEED_BATCH", "Feed", "HeldStream"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-FEED_BATCH: Final = 256
-"""Most items a stream hands over per trip through the portal."""
+FEED_BATCH: Final = 4096
+"""Most items a stream hands over per trip through the portal: at least a stream's whole
+default buffer (with what it may hold after a cancel), so that one trip empties it. Each
+trip waits for a GIL hand-off (up to the 5 ms switch interval, in which the loop thread
+reads hundreds of frames of a burst): taking 256 per trip let a burst fill the buffer and
+merge fragments for a consumer that keeps up."""
 
 
 async def _drain(
