@@ -76,33 +76,48 @@ def fast_source(upstream: str, n: int, fps: float) -> Iterator[str]:
             proc.wait()
 
 
-def bench_fast(run: Run, figure: str) -> None:
-    """Every contender streams ``n`` fragments from the fast source, round after round."""
+def fast_spec(config: dict[str, Any], figure: str) -> tuple[dict[str, Any], float]:
+    """A contender's spec for ``figure`` (without the host), and the source's pace."""
     from _common import FAST_MODEL
-    from run import ALL, _check_stream
 
-    c = run.config
     paced = figure == "fastpaced"
-    n = c["paced_n"] if paced else c["stream_n"]
-    fps = c["paced_fps"] if paced else 0.0
-    rounds = c["paced_rounds"] if paced else c["stream_rounds"]
     spec = {
         "scenario": "stream",
         "model": FAST_MODEL,
         "warmup_model": FAST_MODEL,
-        "n": n,
-        "samples": c["fast_samples"],
-        "warmup": c["fast_warmup"],
+        "n": config["paced_n"] if paced else config["stream_n"],
+        "samples": config["fast_samples"],
+        "warmup": config["fast_warmup"],
     }
-    pace = f"paced at {fps:,.0f}/s" if paced else "burst"
+    return spec, config["paced_fps"] if paced else 0.0
+
+
+@contextlib.contextmanager
+def fast_host(run: Run, figure: str) -> Iterator[tuple[dict[str, Any], float]]:
+    """Start the fast source for ``figure``; yields the spec (with its host) and the pace."""
+    from _common import FAST_MODEL
+
+    spec, fps = fast_spec(run.config, figure)
     if run.server is not None:
         # The raw floors name the model in their query; the SDKs load it with getOrLoad.
         run.server.command(f"preload {FAST_MODEL}")
-    with fast_source(run.host, n, fps) as host:
+    with fast_source(run.host, spec["n"], fps) as host:
+        yield {**spec, "host": host}, fps
+
+
+def bench_fast(run: Run, figure: str) -> None:
+    """Every contender streams ``n`` fragments from the fast source, round after round."""
+    from run import ALL, _check_stream
+
+    c = run.config
+    rounds = c["paced_rounds"] if figure == "fastpaced" else c["stream_rounds"]
+    with fast_host(run, figure) as (spec, fps):
+        n = spec["n"]
+        pace = f"paced at {fps:,.0f}/s" if fps else "burst"
         for round_ in run.rounds(figure, rounds):
             run.log(f"{figure}: round {round_ + 1}/{rounds}, {n:,} fragments, fast source, {pace}")
             for name in run.wanted(ALL):
-                run.contender(figure, name, {**spec, "host": host}, check=_check_stream(n))
+                run.contender(figure, name, spec, check=_check_stream(n, name))
 
 
 def summarize_fast(run: Run, rows: list[Row], detail: dict[str, Any]) -> None:
@@ -172,8 +187,9 @@ def render_fast(detail: dict[str, Any], config: dict[str, Any]) -> list[str]:
         lines += [
             f"### Fast source ({n:,} pre-encoded fragments, {pace}): overhead above the floor",
             "",
-            "| contender | CPU µs/fragment | floor | overhead µs/fragment | events | samples |",
-            "| --- | ---: | --- | ---: | ---: | ---: |",
+            "| contender | CPU µs/fragment | floor | overhead µs/fragment | fragments | events "
+            "| samples |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
         ]
         for name, t in _ordered(detail[figure]):
             overhead = t.get("overhead_us_per_fragment")
@@ -181,7 +197,7 @@ def render_fast(detail: dict[str, Any], config: dict[str, Any]) -> list[str]:
                 f"| {LABEL.get(name, name)} | {t['cpu_us_per_fragment']:.2f} | "
                 f"{t.get('floor', '(floor)')} | "
                 + ("" if overhead is None else f"{overhead:.2f}")
-                + f" | {t['events']:,.0f} | {t['samples']} |"
+                + f" | {t['fragments']:,.0f} | {t['events']:,.0f} | {t['samples']} |"
             )
         lines.append("")
     return lines

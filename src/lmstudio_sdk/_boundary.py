@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 
 from .errors import LMStudioError
 
-__all__ = ["DEBUG_TRACEBACKS_VARIABLE", "for_caller", "sdk_boundary"]
+__all__ = ["DEBUG_TRACEBACKS_VARIABLE", "cuts_own_traceback", "for_caller", "sdk_boundary"]
 
 DEBUG_TRACEBACKS_VARIABLE: Final = "LMSTUDIO_SDK_DEBUG_TRACEBACKS"
 """Set it (to anything but ``""``/``0``) to keep the SDK's frames in tracebacks."""
@@ -48,6 +48,17 @@ def for_caller(exc: BaseException) -> BaseException:
     return exc
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cuts_own_traceback(method: F) -> F:
+    """Mark a method that raises ``for_caller(exc)`` itself: :func:`sdk_boundary` leaves it
+    unwrapped (for hot paths, e.g. a stream's ``__anext__``: the wrapper is one more
+    coroutine per event, while the cut is only needed when an error is raised)."""
+    method.__sdk_boundary__ = True  # type: ignore[attr-defined]
+    return method
+
+
 def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     async def at_the_boundary(*args: Any, **kwargs: Any) -> Any:
@@ -62,10 +73,13 @@ def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def sdk_boundary(cls: C) -> C:
     """Wrap the public coroutine methods of ``cls`` (and ``__aenter__``/``__aexit__``/
-    ``__anext__``) so that an ``LMStudioError`` leaving them has a short traceback."""
+    ``__anext__``) so that an ``LMStudioError`` leaving them has a short traceback
+    (except those marked :func:`cuts_own_traceback`)."""
     for name, attribute in list(vars(cls).items()):
-        if (name.startswith("_") and name not in _DUNDERS) or not inspect.iscoroutinefunction(
-            attribute
+        if (
+            (name.startswith("_") and name not in _DUNDERS)
+            or not inspect.iscoroutinefunction(attribute)
+            or getattr(attribute, "__sdk_boundary__", False)
         ):
             continue
         setattr(cls, name, _wrap(attribute))

@@ -337,6 +337,28 @@ async def test_client_timeout_is_the_default_idle_timeout() -> None:
     assert server.cancels == ["llm.predict"]
 
 
+@TIMING
+async def test_a_sooner_idle_deadline_is_kept_while_a_later_one_waits() -> None:
+    # On Trio one watch times out every waiting channel (_waiting._IdleWatch): a channel
+    # with a short idle timeout opened while another waits on a long one must not wait
+    # for the long one's deadline.
+    server = FakeServer()
+    server.channels["llm.predict"] = stream_until_cancelled
+    async with connected(server) as client, predict(client, idle_timeout=30) as patient:
+        assert texts([await patient.receive() for _ in range(3)]) == ["tok0 ", "tok1 ", "tok2 "]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(patient.receive)  # waits, under a 30 s deadline
+            await anyio.wait_all_tasks_blocked()
+            start = anyio.current_time()
+            with pytest.raises(LMStudioTimeoutError, match=r"nothing for 0\.3 s"):
+                async with predict(client, idle_timeout=0.3) as hasty:
+                    async for _ in hasty:
+                        pass
+            assert anyio.current_time() - start < 30  # failed on its own deadline
+            assert not patient.ended  # the patient one still waits
+            tg.cancel_scope.cancel()
+
+
 # ---------------------------------------------------------------------------- backpressure
 
 

@@ -7,6 +7,14 @@ A ``_Socket`` is what a :class:`~.connection.Connection` hands its calls and cha
   ``ClientSession`` and routes the events: a reply wakes the waiting call, a packet goes
   into its channel's bounded buffer (:mod:`.channel`). The reader never waits for a
   consumer, so one slow channel cannot stall the others or the replies;
+* yet it lets consumers run: when frames are already waiting, the ``websockets``
+  transport returns them without a checkpoint, so a reader that never yielded would fill
+  a stream's buffer (and merge its packets) before its consumer ran once. It yields every
+  :data:`FAIR_EVERY` frames (far below any buffer's bound; transports whose receive
+  always yields, trio-websocket's, need not). A consumer that keeps up then gets every
+  packet as it was sent, a few at a time; only one that is really slower than the socket
+  sees merged packets. (Yielding after every frame a consumer waits for costs a loop
+  turn per frame, ~2x the client's CPU per fragment, for no fewer merges.)
 * writes go through one lock, each one shielded and bounded (see ``_Socket.send_frame``);
 * the socket dropped, or a frame broke the envelope: everything in flight on it fails
   (each with its own exception object) and the socket is closed.
@@ -36,6 +44,7 @@ from ..protocol.events import (
     WarningReceived,
 )
 from ..protocol.session import ClientSession, endpoint_label
+from ._waiting import backend_checkpoint, backend_clock
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -43,12 +52,14 @@ if TYPE_CHECKING:
     from .channel import Channel
     from .transport import Transport
 
-__all__ = ["WRITE_TIMEOUT"]
+__all__ = ["FAIR_EVERY", "WRITE_TIMEOUT"]
 
 logger = logging.getLogger("lmstudio_sdk")
 
 #: A write that takes longer than this means the server stopped reading: the socket is dropped.
 WRITE_TIMEOUT: Final = 10.0
+#: With frames waiting, the reader lets other tasks run at least every this many frames.
+FAIR_EVERY: Final = 16
 
 
 class _PendingCall:
@@ -190,6 +201,14 @@ class _Socket:
                 await self._die(lambda: LMStudioConnectionError(message))
 
     async def _read_forever(self) -> None:
+        # See the module doc ("yet it lets consumers run"); None: the transport yields.
+        checkpoint = (
+            None if getattr(self.transport, "receive_checkpoints", False) else backend_checkpoint()
+        )
+        # anyio.current_time() looks the backend up on every call (sniffio): per frame, that
+        # was 15 % of the asyncio client's time. The backend's own clock is the same clock.
+        clock = backend_clock()
+        unfair = 0  # frames routed since the reader last let other tasks run
         while True:
             try:
                 text = await self.transport.receive_text()
@@ -203,7 +222,7 @@ class _Socket:
                 # Failed meanwhile by a writer or the keepalive (the session is closed); the
                 # frame that was already on its way is of no use to anyone.
                 return
-            self.last_received = anyio.current_time()
+            self.last_received = clock()
             try:
                 events = self.session.receive_text(text)
             except RemoteProtocolError as exc:
@@ -211,6 +230,11 @@ class _Socket:
                 return
             for event in events:
                 self._route(event)
+            if checkpoint is not None:
+                unfair += 1
+                if unfair >= FAIR_EVERY:
+                    unfair = 0
+                    await checkpoint()
 
     def _route(self, event: ClientEvent) -> None:
         if isinstance(event, ChannelPacketReceived):

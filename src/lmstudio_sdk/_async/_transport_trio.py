@@ -50,6 +50,7 @@ class TrioWebsocketTransport(WebSocketTransport[trio_websocket.WebSocketConnecti
     """A :class:`~lmstudio_sdk._async.transport.Transport` over trio-websocket."""
 
     _connection_closed = trio_websocket.ConnectionClosed
+    receive_checkpoints = True  # get_message() is a trio memory channel receive
 
     def __init__(
         self,

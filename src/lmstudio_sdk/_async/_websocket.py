@@ -20,6 +20,10 @@ class WebSocketTransport(abc.ABC, Generic[_Ws]):
 
     #: The exception the library raises for I/O on a connection that has ended.
     _connection_closed: ClassVar[type[Exception]]
+    #: Whether every ``receive_text()`` lets other tasks run, even when a frame is already
+    #: waiting (trio-websocket's does; ``websockets`` returns a queued frame at once, so
+    #: the socket's reader yields by itself: see ``_socket._Socket._read_forever``).
+    receive_checkpoints: ClassVar[bool] = False
 
     def __init__(self, ws: _Ws, url: str, close_timeout: float) -> None:
         self._ws = ws

@@ -222,6 +222,7 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         self._buffer: deque[Any] = deque()
         self._lagging = False  # the buffer filled up: fold new packets into the tail
         self._waiter: Any = None  # what the waiting receive() sleeps on (see _wait)
+        self._watched = False  # in Trio's idle watch (see _waiting._IdleWatch)
         self._clock, self._wait = backend_waiting()
         self._last_activity = self._clock()
         # What the consumer gets once the buffer is empty (the server's end), or at once
@@ -333,6 +334,15 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
                     ),
                     cancel=True,
                 )
+
+    def _ready(self) -> bool:
+        """Whether :meth:`receive` would return (or raise) without waiting."""
+        return (
+            bool(self._buffer)
+            or self._left
+            or self._local_error is not None
+            or self._server_end is not None
+        )
 
     async def send(self, packet: Any) -> None:
         """Send one of the endpoint's client-to-server packets on this channel."""

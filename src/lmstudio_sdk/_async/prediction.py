@@ -29,7 +29,7 @@ import anyio
 import attrs
 from anyio.abc import ObjectReceiveStream
 
-from .._boundary import sdk_boundary
+from .._boundary import cuts_own_traceback, for_caller, sdk_boundary
 from .._prediction import PredictionAccumulator
 from .._sentinel import DEFAULT, DefaultType
 from .._structured import Parser
@@ -112,6 +112,15 @@ class PredictionCallbacks:
         for field in attrs.fields(type(self)):
             if field.name.startswith("on_"):
                 check_callback(field.name, getattr(self, field.name))
+
+    @property
+    def on_events(self) -> bool:
+        """Whether a callback wants to see events (else :meth:`event` does nothing)."""
+        return (
+            self.on_first_token is not None
+            or self.on_prediction_fragment is not None
+            or self.on_prompt_processing_progress is not None
+        )
 
     async def event(self, event: PredictionEvent | None) -> None:
         if isinstance(event, PredictionFragment):
@@ -262,25 +271,41 @@ class PredictionStream(ObjectReceiveStream[PredictionEvent]):
 
     # ------------------------------------------------------------------ reading
 
-    async def receive(self) -> PredictionEvent:
-        """The next event; ``anyio.EndOfStream`` when the prediction is over."""
+    @cuts_own_traceback
+    async def __anext__(self) -> PredictionEvent:
+        # The hot path of a stream: one coroutine per event (no wrapper, no receive() call
+        # under it), and no callback coroutine when there is no callback.
+        channel, accumulator, callbacks = self._channel, self._accumulator, self._callbacks
         while True:
             try:
-                packet = await self._channel.receive()
-                event = self._accumulator.feed(packet)
+                packet = await channel.receive()
+                event = accumulator.feed(packet)
             except anyio.EndOfStream:
                 self._server_ended = True
-                raise
+                raise StopAsyncIteration from None
             except LMStudioError as exc:  # the server's error, a broken packet, a timeout...
                 self._failure = exc
-                raise
-            await self._callbacks.event(event)
-            if self._accumulator.finished and isinstance(packet, llm.PredictSuccess):
-                result = self._accumulator.result
+                raise for_caller(exc)  # noqa: B904 - the same exception, chained as it was
+            if callbacks.on_events:
+                await callbacks.event(event)
+            if accumulator.finished and isinstance(packet, llm.PredictSuccess):
+                result = accumulator.result
                 assert result is not None
-                await self._callbacks.finished(result)
+                await callbacks.finished(result)
             if event is not None:
                 return event
+
+    def _ready(self) -> bool:
+        """Whether the next packet is already here (the sync facade's batches, ``_feed``)."""
+        return self._channel._ready()
+
+    @cuts_own_traceback
+    async def receive(self) -> PredictionEvent:
+        """The next event; ``anyio.EndOfStream`` when the prediction is over."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise anyio.EndOfStream from None
 
     def fragments(self) -> AsyncIterator[PredictionFragment]:
         """Iterate the text fragments only (reasoning fragments included; see
@@ -368,10 +393,7 @@ class _Fragments(AsyncIterator[PredictionFragment]):
 
     async def __anext__(self) -> PredictionFragment:
         while True:
-            try:
-                event = await self._stream.receive()
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
+            event = await self._stream.__anext__()  # StopAsyncIteration at the end
             if isinstance(event, PredictionFragment):
                 return event
 

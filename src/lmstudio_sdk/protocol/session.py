@@ -104,6 +104,7 @@ from .events import (
     UnknownMessageReceived,
     WarningReceived,
 )
+from .hot_packets import packet_hook
 from .wire import (
     AuthPacket,
     AuthResult,
@@ -498,14 +499,13 @@ class ClientSession:
             try:
                 hook = channel.structure
                 if hook is None:
-                    hook = channel.structure = codec.converter.get_structure_hook(spec.to_client)
+                    hook = channel.structure = packet_hook(spec.to_client)
                 return [ChannelPacketReceived(channel_id, hook(payload, spec.to_client))]
             except Exception:  # decoded again below, for the error's wording
                 pass
+        what = f"packet of {endpoint_label(spec)}"
         try:
-            packet = decode_payload(
-                payload, spec.to_client, what=f"packet of {endpoint_label(spec)}"
-            )
+            packet = decode_payload(payload, spec.to_client, what=what)
         except RemoteProtocolError as exc:
             channel.abandoned = True
             return [PayloadInvalid(exc, channel_id=channel_id)]
