@@ -251,6 +251,13 @@ def test_stream_must_be_used_in_with(client: Client, server: BackgroundServer) -
         next(stream.fragments())
     with pytest.raises(RuntimeError, match="only once"), stream:
         pass
+    # Read to the end inside the block, or not: after it, reading is always this error
+    # (never a StopIteration or fragments fetched before leaving, which depend on timing).
+    with model.respond_stream("Hi") as stream:
+        assert "".join(f.content for f in stream.fragments())
+    with pytest.raises(RuntimeError, match="block has been left"):
+        next(iter(stream))
+    assert stream.result().content
 
 
 # ---------------------------------------------------------------------------- leaving early

@@ -304,7 +304,9 @@ class Channel(ObjectReceiveStream[T], Generic[T]):
         """
         while True:
             if self._left:  # what is left is in final_packets
-                raise anyio.ClosedResourceError
+                raise anyio.ClosedResourceError(
+                    "the stream's `async with` block has been left: read it inside the block"
+                )
             if self._local_error is not None:
                 raise self._local_error
             if self._buffer:

@@ -117,16 +117,16 @@ class Feed(Iterator[R], Generic[T, R]):
         return self
 
     def __next__(self) -> R:
+        # Checked first, whatever is already fetched: how many items a trip fetched before
+        # the block was left depends on timing, and reading after it must not.
+        if self._usable is not None and not self._usable():
+            raise RuntimeError("the stream's `with` block has been left: read it inside the block")
         if not self._pending:
             if self._error is not None:
                 error, self._error = self._error, None
                 _reraise(error)
             if self._ended:
                 raise StopIteration
-            if self._usable is not None and not self._usable():
-                raise RuntimeError(
-                    "the stream's `with` block has been left: read it inside the block"
-                )
             try:
                 drained = self._portal.run(_drain, self._iterator, FEED_BATCH)
             except LMStudioError as exc:  # cut here: the frames below are the portal's
