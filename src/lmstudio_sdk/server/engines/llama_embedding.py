@@ -66,7 +66,9 @@ def is_embedding_file(file_path: str | Path) -> bool:
         return False
 
 
-def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None) -> ModelFacts:
+def gguf_embedding_facts(
+    file_path: str | Path, *, model_key: str | None = None, display_name: str | None = None
+) -> ModelFacts:
     """Model facts of a local GGUF embedding model, read from its header."""
     file, metadata, architecture, context = read_gguf_facts(file_path)
     dimensions = metadata.get(f"{architecture}.embedding_length")
@@ -80,7 +82,7 @@ def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None)
     quantization = gguf_quantization(metadata, file.name)
     return ModelFacts(
         model_key=model_key or file.stem.lower(),
-        display_name=metadata.get("general.name") or file.stem,
+        display_name=display_name or metadata.get("general.name") or file.stem,
         publisher=publisher,
         domain="embedding",
         engine="llama",
