@@ -106,10 +106,15 @@ def assert_gguf_results(
 def test_official_python_client_uses_a_gguf_embedding_model(
     gguf_server: Any, python_client_command: list[str], reference_head: list[float]
 ) -> None:
-    host = urlsplit(gguf_server.url).netloc
-    script = str(HERE / "gguf_embedding_python.py")
-    summary = run_passing_scenario([python_client_command[0], script, "--host", host, "--key", KEY])
+    summary = run_python_client(gguf_server, python_client_command, KEY)
     assert_gguf_results(summary, reference_head)
+
+
+def run_python_client(server: Any, python_client_command: list[str], key: str) -> dict[str, Any]:
+    """``gguf_embedding_python.py`` (the official Python client) against ``server``."""
+    host = urlsplit(server.url).netloc
+    script = str(HERE / "gguf_embedding_python.py")
+    return run_passing_scenario([python_client_command[0], script, "--host", host, "--key", key])
 
 
 @pytest.mark.timeout(TEST_TIMEOUT)
@@ -166,7 +171,5 @@ def test_lmsdk_serve_model_serves_an_embedding_gguf_as_an_embedding_model(
 ) -> None:
     # The file header decides, as in a catalogue: bert with a pooling type is an embedding
     # model, on llama.cpp's embedding mode (the official Python client is the judge).
-    host = urlsplit(cli_server.url).netloc
-    script = str(HERE / "gguf_embedding_python.py")
-    command = [python_client_command[0], script, "--host", host, "--key", CLI_KEY]
-    assert_gguf_results(run_passing_scenario(command), reference_head, key=CLI_KEY)
+    summary = run_python_client(cli_server, python_client_command, CLI_KEY)
+    assert_gguf_results(summary, reference_head, key=CLI_KEY)
