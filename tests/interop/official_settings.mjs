@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The settings the official Python client has no option for (seed, presence penalty), sent
 // by the OFFICIAL JavaScript client (@lmstudio/sdk, pinned in package.json) as raw KV
-// fields, and a stop string, on the real SmolLM2 (tests/interop/test_interop_settings.py runs it).
+// fields, a prediction seed against a load seed, log probabilities and a stop string, on
+// the real SmolLM2 (tests/interop/test_interop_settings.py runs it).
 //
 //   node tests/interop/official_settings.mjs --base-url ws://127.0.0.1:PORT --llm KEY
 //
@@ -52,6 +53,20 @@ try {
   for (const seed of [7, 7, 8]) {
     const config = { ...HOT, raw: raw({ seed: { checked: true, value: seed } }) };
     summary.results.seed.push(await text(PROMPT, config, `seed ${seed}`));
+  }
+  // A prediction's seed wins over the load seed of its instance.
+  const seeded = await bounded(
+    client.llm.load(values.llm, { identifier: "seed-load", config: { contextLength: 512, seed: 11 } }),
+    "load with a seed",
+  );
+  const seven = { ...HOT, raw: raw({ seed: { checked: true, value: 7 } }) };
+  summary.results.predictionSeedWins = (await bounded(seeded.respond(PROMPT, seven), "seed 7")).content;
+  await bounded(seeded.unload(), "unload");
+  // Log probabilities: this client can ask for them (its fragments do not carry them).
+  summary.results.logProbs = [];
+  for (const logProbs of [false, 3]) {
+    const config = { temperature: 0, maxTokens: 24, logProbs };
+    summary.results.logProbs.push(await text(PROMPT, config, `logProbs ${logProbs}`));
   }
   summary.results.presencePenalty = [];
   for (const penalty of [0, 2]) {

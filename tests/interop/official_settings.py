@@ -1,12 +1,12 @@
 """Prediction and load settings through the OFFICIAL Python client (``lmstudio`` 1.5.x),
 each run on the real SmolLM2 so that its effect shows (``test_interop_settings.py``).
 
-    python tests/interop/official_settings.py --host 127.0.0.1:PORT --llm KEY
+    python tests/interop/official_settings.py --host 127.0.0.1:PORT --llm KEY [--load-seed]
 
 Prints one JSON line on stdout: ``{"ok", "results": {setting: observation}, "clientLog",
 "failure"?}``; everything else goes to stderr. An observation is what a user would look at
-(texts, stop reasons, token counts), never a verdict: the test judges. The seed and the
-presence penalty have no option in this client, and its stats carry no stop string
+(texts, stop reasons, token counts), never a verdict: the test judges. The prediction seed and
+the presence penalty have no option in this client (the load seed has), and its stats carry no stop string
 (``official_settings.mjs`` covers those).
 """
 
@@ -101,11 +101,27 @@ def _load_settings(client: Any, key: str) -> dict[str, Any]:
     return out
 
 
+def _load_seed(client: Any, key: str) -> list[list[str]]:
+    """Two hot replies from each of three instances loaded with seeds 11, 11 and 12."""
+    hot = {"temperature": 1.5, "topKSampling": 0, "topPSampling": 1.0, "minPSampling": 0.0}
+    runs = []
+    for name, seed in (("seed-a", 11), ("seed-b", 11), ("seed-c", 12)):
+        model = client.llm.load_new_instance(key, name, config={"contextLength": 512, "seed": seed})
+        try:
+            runs.append(_texts(model, PROMPT, [hot, hot]))
+        finally:
+            model.unload()
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", required=True)
     parser.add_argument("--llm", required=True)
     parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--load-seed", action="store_true", help="only the load seed (its own time budget)"
+    )
     args = parser.parse_args()
     recorder = _Recorder()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -117,8 +133,11 @@ def main() -> int:
 
         lms.set_sync_api_timeout(args.timeout)
         with lms.Client(args.host) as client:
-            summary["results"] = _settings(client, args.llm)
-            summary["results"]["load"] = _load_settings(client, args.llm)
+            if args.load_seed:
+                summary["results"] = {"loadSeed": _load_seed(client, args.llm)}
+            else:
+                summary["results"] = _settings(client, args.llm)
+                summary["results"]["load"] = _load_settings(client, args.llm)
         summary["ok"] = True
     except Exception as exc:
         summary["failure"] = {"step": "settings", "message": f"{type(exc).__name__}: {exc}"}

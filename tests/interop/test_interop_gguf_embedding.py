@@ -81,7 +81,9 @@ def reference_head(minilm_gguf: Path) -> list[float]:
     return anyio.run(embed)
 
 
-def assert_gguf_results(summary: dict[str, Any], reference_head: list[float]) -> None:
+def assert_gguf_results(
+    summary: dict[str, Any], reference_head: list[float], key: str = KEY
+) -> None:
     """What a user of either official client checks."""
     assert summary["listed"] == {
         "type": "embedding",
@@ -96,7 +98,7 @@ def assert_gguf_results(summary: dict[str, Any], reference_head: list[float]) ->
     assert summary["tokens"] == HELLO_WORLD_IDS
     assert summary["count"] == len(HELLO_WORLD_IDS)
     assert summary["contextLength"] == CONTEXT_LENGTH
-    assert summary["identifier"] == KEY
+    assert summary["identifier"] == key
     assert summary["loadedAfter"] == []
 
 
@@ -104,10 +106,15 @@ def assert_gguf_results(summary: dict[str, Any], reference_head: list[float]) ->
 def test_official_python_client_uses_a_gguf_embedding_model(
     gguf_server: Any, python_client_command: list[str], reference_head: list[float]
 ) -> None:
-    host = urlsplit(gguf_server.url).netloc
-    script = str(HERE / "gguf_embedding_python.py")
-    summary = run_passing_scenario([python_client_command[0], script, "--host", host, "--key", KEY])
+    summary = run_python_client(gguf_server, python_client_command, KEY)
     assert_gguf_results(summary, reference_head)
+
+
+def run_python_client(server: Any, python_client_command: list[str], key: str) -> dict[str, Any]:
+    """``gguf_embedding_python.py`` (the official Python client) against ``server``."""
+    host = urlsplit(server.url).netloc
+    script = str(HERE / "gguf_embedding_python.py")
+    return run_passing_scenario([python_client_command[0], script, "--host", host, "--key", key])
 
 
 @pytest.mark.timeout(TEST_TIMEOUT)
@@ -141,3 +148,28 @@ async def test_our_sdk_uses_a_gguf_embedding_model(
         assert await model.get_context_length() == CONTEXT_LENGTH
         await model.unload()
         assert await client.embedding.list_loaded() == []
+
+
+CLI_KEY = "minilm-gguf"
+
+
+@pytest.fixture(scope="module")
+def cli_server(minilm_gguf: Path) -> Iterator[Any]:
+    """``lmsdk serve --model minilm-gguf=PATH.gguf``: the options the command line builds."""
+    from lmstudio_sdk.cli import build_parser
+    from lmstudio_sdk.cli.serve import build_options
+    from lmstudio_sdk.server import BackgroundServer
+
+    argv = ["serve", "--host", "127.0.0.1", "--port", "0", "--model", f"{CLI_KEY}={minilm_gguf}"]
+    with BackgroundServer(build_options(build_parser().parse_args(argv))) as server:
+        yield server
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_lmsdk_serve_model_serves_an_embedding_gguf_as_an_embedding_model(
+    cli_server: Any, python_client_command: list[str], reference_head: list[float]
+) -> None:
+    # The file header decides, as in a catalogue: bert with a pooling type is an embedding
+    # model, on llama.cpp's embedding mode (the official Python client is the judge).
+    summary = run_python_client(cli_server, python_client_command, CLI_KEY)
+    assert_gguf_results(summary, reference_head, key=CLI_KEY)

@@ -1,7 +1,8 @@
 """Every prediction setting llama.cpp can honour, through the official clients, with its
 effect on the real SmolLM2: ``official_settings.py`` (``lmstudio``) runs most of them once,
-``official_settings.mjs`` (``@lmstudio/sdk``) the seed and the presence penalty (as raw KV
-fields: the Python client has no option for them); one test per setting judges its part.
+``official_settings.mjs`` (``@lmstudio/sdk``) the prediction seed and the presence penalty (as
+raw KV fields: the Python client has no option for them) and log probabilities; one test per
+setting judges its part.
 Neither official client's stats carry the stop string; our SDK's do. Seeds and greedy decoding make the runs repeatable.
 """
 
@@ -104,6 +105,31 @@ def test_seed(results: dict[str, Any]) -> None:
     assert other != same
 
 
+@pytest.mark.timeout(TEST_TIMEOUT * 2)
+def test_load_seed_is_the_instances_sampling_seed(
+    interop_server: Any, python_client_command: list[str], results: dict[str, Any]
+) -> None:
+    # Official Python client: instances loaded with seed 11, 11 and 12, two hot replies each.
+    host = urlsplit(interop_server.url).netloc
+    command = [python_client_command[0], str(HERE / "official_settings.py"), "--host", host]
+    summary = run_passing_scenario([*command, "--llm", LLM_KEY, "--load-seed"])
+    assert summary["clientLog"] == [], summary["clientLog"]
+    first, same_seed, other_seed = summary["results"]["loadSeed"]
+    assert first == same_seed
+    assert other_seed != first
+    assert first[0] != first[1], "the load seed starts the instance's sampling, not each reply"
+    # Official JS client: a prediction's own seed wins over its instance's load seed.
+    assert results["js"]["predictionSeedWins"] == results["js"]["seed"][0]
+
+
+@pytest.mark.timeout(TEST_TIMEOUT)
+def test_official_js_client_can_ask_for_log_probabilities(results: dict[str, Any]) -> None:
+    # Its fragments drop the tokens (its schema has no such field); the request still runs
+    # and the reply is unchanged. The values themselves: test_interop_logprobs.py.
+    plain, with_log_probs = results["js"]["logProbs"]
+    assert with_log_probs == plain != ""
+
+
 @pytest.mark.timeout(TEST_TIMEOUT)
 def test_structured_output_json_schema(results: dict[str, Any]) -> None:
     assert results["jsonSchema"] in ({"colour": "red"}, {"colour": "green"}, {"colour": "blue"})
@@ -116,7 +142,7 @@ def test_structured_output_gbnf(results: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(TEST_TIMEOUT)
 def test_load_context_length_and_accepted_gpu_settings(results: dict[str, Any]) -> None:
-    # Loaded with contextLength 256, seed, flashAttention and a GPU ratio (no-ops on a CPU).
+    # Loaded with contextLength 256, a seed, flashAttention and a GPU ratio (no-ops on a CPU).
     assert results["load"]["contextLength"] == 256
 
 

@@ -52,3 +52,31 @@ async def test_tokens_and_context_length(real_server: BackgroundServer) -> None:
         tokens = await model.tokenize("Hello world")
         assert len(tokens) == await model.count_tokens("Hello world") > 0
         assert await model.get_context_length() == (await model.get_info()).context_length > 0
+
+
+async def test_the_engine_pins_numpys_blas_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unpinned, OpenBLAS starts a thread per core for each matrix product of a forward pass;
+    # next to llama.cpp's threads that oversubscribes the cores.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lmstudio_sdk.server.engines import sentence
+
+    if sentence.MINILM_KEY not in {m.key for m in bundled_models()}:
+        pytest.skip("the MiniLM model or its engine is missing")
+    controller = threadpoolctl.ThreadpoolController()
+    blas = controller.select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("numpy here has no BLAS library that threadpoolctl can see")
+    seen: list[int] = []
+    forward = sentence._Bert.embed_batch
+
+    def watched(self: object, texts: list[str]) -> object:
+        seen.extend(info["num_threads"] for info in controller.select(user_api="blas").info())
+        return forward(self, texts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sentence._Bert, "embed_batch", watched)
+    before = [info["num_threads"] for info in blas.info()]
+    async with sentence.SentenceEngine(n_threads=1) as engine:
+        assert len(await engine.embed("The cat sits on the mat.")) == 384
+    assert set(seen) == {1}
+    # Outside the forward pass the process keeps its own setting.
+    assert [info["num_threads"] for info in controller.select(user_api="blas").info()] == before

@@ -49,3 +49,29 @@ def test_a_whole_float_is_taken_for_an_integer_setting() -> None:
 def test_an_unknown_overflow_policy_is_a_clear_error() -> None:
     with pytest.raises(LMStudioServerError, match="contextOverflowPolicy"):
         read_prediction_config(stack({P + "contextOverflowPolicy": "dropEverything"}))
+
+
+def test_log_probs_reach_the_engine_only_when_checked() -> None:
+    settings = read_prediction_config(stack({P + "logProbs": {"checked": True, "value": 3}}))
+    assert settings.generation_request("hi").log_probs == 3
+    used = {field.key: field.value for field in settings.used.fields}
+    assert used[P + "logProbs"] == {"checked": True, "value": 3}
+    assert read_prediction_config(stack({})).generation_request("hi").log_probs is None
+    unchecked = stack({P + "logProbs": {"checked": False, "value": 3}})
+    assert read_prediction_config(unchecked).generation_request("hi").log_probs is None
+    with pytest.raises(LMStudioServerError, match="logProbs"):
+        read_prediction_config(stack({P + "logProbs": {"checked": True, "value": 101}}))
+
+
+def test_log_probs_follow_the_tokens_into_the_pieces() -> None:
+    from lmstudio_sdk.server.engines._llama_logprobs import attach_log_probs
+    from lmstudio_sdk.server.engines.base import TokenLogProb, TokenPiece
+
+    a, b, c = (TokenLogProb(i, t, -0.5) for i, t in enumerate("abc"))
+    pending = [a, b, c]
+    # Two tokens counted by the first piece, none by a split-off tag; one still held back.
+    pieces = attach_log_probs([TokenPiece("ab", 2), TokenPiece("<t>", 0)], pending)
+    assert [p.tokens for p in pieces] == [(a, b), ()]
+    assert pending == [c]
+    assert attach_log_probs([TokenPiece("c", 1)], pending)[0].tokens == (c,)
+    assert pending == []

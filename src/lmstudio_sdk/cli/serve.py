@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         metavar="KEY=PATH.gguf",
-        help="also serve a local GGUF language model under KEY (repeatable)",
+        help="also serve a local GGUF model under KEY: a language model, or an embedding "
+        "model (bert, nomic-bert...: the file header decides) (repeatable)",
     )
     parser.add_argument(
         "--catalog",
@@ -120,7 +121,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         default=None,
         metavar="N",
-        help="CPU threads for each llama.cpp model (default: half the CPUs, 1 on 2 cores: "
+        help="CPU threads for each llama.cpp model and for numpy's BLAS in the MiniLM engine "
+        "(default: half the CPUs, 1 on 2 cores: "
         "llama.cpp's threads stall when another process takes a core)",
     )
     parser.add_argument(

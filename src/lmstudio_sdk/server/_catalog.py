@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import random
 import re
 import secrets
 import time
@@ -109,6 +110,18 @@ class Instance:
     deadline: float | None = None  # loop time at which the TTL expires (None: no TTL or busy)
     jit: bool = False
     """Loaded by ``getOrLoad`` (just in time): another JIT load may evict it."""
+    seed: int | None = None
+    """The load config's seed: the instance's sampling seed (``None``: random)."""
+    _seeds: random.Random | None = attrs.field(default=None, init=False)
+
+    def next_seed(self) -> int | None:
+        """The seed of a prediction that names none: drawn from a generator seeded with the
+        load seed, so two instances loaded with one seed answer a run of prompts alike."""
+        if self.seed is None:
+            return None
+        if self._seeds is None:
+            self._seeds = random.Random(self.seed)
+        return self._seeds.randrange(2**31)
 
     @property
     def facts(self) -> ModelFacts:
@@ -122,7 +135,12 @@ class Instance:
         """What ``getLoadConfig`` returns (and ``success.loadModelConfig``)."""
         # JS reads llm.load.contextLength here and Python reads contextLength from the model
         # info (PROTOCOL.md 12.16): both come from the engine, so they always agree.
-        return KVConfig([KVConfigField(f"{self.domain}.load.contextLength", self.context_length)])
+        fields = [KVConfigField(f"{self.domain}.load.contextLength", self.context_length)]
+        if self.seed is not None:
+            fields.append(
+                KVConfigField(f"{self.domain}.load.seed", {"checked": True, "value": self.seed})
+            )
+        return KVConfig(fields)
 
 
 def instance_info(instance: Instance) -> LLMInstanceInfo | EmbeddingModelInstanceInfo:
@@ -344,6 +362,11 @@ class ModelCatalog:
             from .engines.llama import LlamaEngine
 
             return LlamaEngine(facts, n_threads=self._llama_threads)
+        if facts.engine == "sentence":
+            from .engines.sentence import SentenceEngine
+
+            # numpy's BLAS gets the same thread budget as llama.cpp (no oversubscription).
+            return SentenceEngine(facts, n_threads=self._llama_threads)
         if facts.engine == "upstream":
             from .upstream._engines import create_upstream_engine
 
@@ -361,6 +384,7 @@ class ModelCatalog:
         ttl_ms: int | None,
         progress: ProgressCallback | None = None,
         jit: bool = False,
+        seed: int | None = None,
     ) -> Instance:
         """Load a new instance (the caller checked that ``identifier`` is free).
 
@@ -392,6 +416,7 @@ class ModelCatalog:
             loaded_at=time.time(),
             context_length=engine.context_length,
             jit=jit,
+            seed=seed,
         )
         self._instances.append(instance)
         self._touch(instance)

@@ -256,15 +256,12 @@ def _source_facts(source: str, key: str, domain: str, where: str, base_dir: Path
 
             return minilm_facts()
         if source.lower().endswith(".gguf"):
-            from .engines.llama import gguf_facts
-            from .engines.llama_embedding import gguf_embedding_facts, is_embedding_file
+            from .engines.llama import any_gguf_facts
 
             file = Path(source).expanduser()
             file = file if file.is_absolute() else base_dir / file
             # The file says what it is; a `type` that disagrees is reported below.
-            if is_embedding_file(file):
-                return gguf_embedding_facts(file, model_key=key)
-            return gguf_facts(file, model_key=key)
+            return any_gguf_facts(file, model_key=key)
     except EngineError as exc:
         hint = f" ({exc.suggestion})" if exc.suggestion else ""
         raise CatalogError(f"{where}: {exc.title}{hint}") from None

@@ -72,15 +72,17 @@ class ServedModel:
 def gguf_model(
     path: str | Path, *, key: str | None = None, display_name: str | None = None
 ) -> ServedModel:
-    """Serve a local GGUF language model file with llama.cpp under ``key``.
+    """Serve a local GGUF model file with llama.cpp under ``key``: a language model, or an
+    embedding model (bert, nomic-bert...: its header has a pooling type) in llama.cpp's
+    embedding mode.
 
     ``key`` defaults to the lower-cased file name without ``.gguf``. The file header is read
     now (raises :class:`~lmstudio_sdk.server.engines.InvalidRequestError` if the file is
     missing or not a GGUF model); llama-cpp-python is only needed when it is loaded.
     """
-    from .engines.llama import gguf_facts
+    from .engines.llama import any_gguf_facts
 
-    return ServedModel(gguf_facts(path, model_key=key, display_name=display_name))
+    return ServedModel(any_gguf_facts(path, model_key=key, display_name=display_name))
 
 
 def scripted_model(
@@ -260,7 +262,8 @@ class ServerOptions:
         that connection with code 1009 (message too big).
     :param max_upload_bytes: the largest decoded file ``files.uploadFileBase64`` accepts.
     :param auth_timeout: seconds a new socket has to authenticate.
-    :param llama_threads: CPU threads each llama.cpp model uses.
+    :param llama_threads: CPU threads each llama.cpp model uses, and the BLAS threads of each
+        MiniLM (``sentence`` engine) forward pass.
     :param catalog: a catalogue file (path) or :class:`~lmstudio_sdk.server.Catalog`: models
         named the LM Studio way, some loaded at start (``docs/server.md``). Its models are
         served in addition to ``models``; with a catalogue, ``models=None`` means none more.

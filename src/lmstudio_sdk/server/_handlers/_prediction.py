@@ -219,6 +219,12 @@ def read_prediction_config(
         if seed is not False:
             request["seed"] = None if seed < 0 else seed
 
+    if read.has("log_probs"):
+        log_probs = read("log_probs")
+        if log_probs is not False:
+            request["log_probs"] = log_probs
+        used[_key("log_probs")] = _checkbox_used(read, "log_probs", log_probs, 0)
+
     stop_strings = list(read("stop_strings"))
     used[_key("stop_strings")] = list(stop_strings)
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
+import attrs
 
 from ...errors import LMStudioServerError
 from ...protocol._unset import UNSET
@@ -40,8 +41,10 @@ from ...protocol.endpoints.llm import (
 )
 from ...protocol.endpoints.shared import (
     FilePart,
+    LLMCandidateToken,
     LLMInstanceInfo,
     LLMPredictionFragment,
+    LLMToken,
     LLMTool,
     ToolCallRequest,
 )
@@ -171,6 +174,9 @@ async def _predict(
     server = context.server
     engine = _llm_engine(instance)
     request = settings.generation_request(prompt, messages)
+    if request.seed is None and instance.seed is not None:
+        # The load seed is the instance's default; a prediction's own seed wins.
+        request = attrs.evolve(request, seed=instance.next_seed())
     server.logs.publish(
         LLMPredictionInputLog(
             input=prompt, model_path=instance.facts.path, model_identifier=instance.identifier
@@ -204,6 +210,7 @@ async def _predict(
                                 contains_drafted=False,
                                 reasoning_type=event.reasoning_type,
                                 is_structural=bool(event.is_structural),
+                                tokens=UNSET if event.tokens is None else _wire_tokens(event),
                             )
                         ),
                         check=False,
@@ -241,6 +248,21 @@ async def _predict(
         ),
         owner=context.client_identifier,
     )
+
+
+def _wire_tokens(piece: TokenPiece) -> list[LLMToken]:
+    """A piece's token log-probabilities as LM Studio sends them (``fragment.tokens``)."""
+    return [
+        LLMToken(
+            text=token.text,
+            id=token.id,
+            log_prob=token.log_prob,
+            candidates=[LLMCandidateToken(c.text, c.id, c.log_prob) for c in token.candidates]
+            if token.candidates
+            else UNSET,
+        )
+        for token in piece.tokens or ()
+    ]
 
 
 def _progress_packet(event: PromptProgress) -> PredictPromptProcessingProgress:

@@ -54,18 +54,29 @@ def _ns(domain: Domain) -> Any:
     return llm_ep if domain == "llm" else embedding_ep
 
 
-def context_length_of(stack: KVConfigStack, domain: Domain) -> int | None:
-    """The requested context length of a load config stack (``None``: engine default)."""
-    option = LOAD_OPTIONS["context_length"]  # the SDK's declaration: key and check
+def _load_option(stack: KVConfigStack, domain: Domain, name: str) -> Any:
+    """Load option ``name`` of a config stack as the SDK reads it (``None``: not given)."""
+    option = LOAD_OPTIONS[name]  # the SDK's declaration: key and check
     key = option.keys[domain]
     value = collapse(stack).get(key, UNSET)
     if value is UNSET or value is None:
         return None
     try:
-        length: int = option.read("context_length", value)
+        return option.read(name, value)
     except ValueError as exc:
         raise bad_request(f"Invalid value for {key}: {describe(value)}.", cause=f"{exc}.") from None
+
+
+def context_length_of(stack: KVConfigStack, domain: Domain) -> int | None:
+    """The requested context length of a load config stack (``None``: engine default)."""
+    length: int | None = _load_option(stack, domain, "context_length")
     return length
+
+
+def seed_of(stack: KVConfigStack, domain: Domain) -> int | None:
+    """The load config's seed (``None``: none given, unchecked, or -1 for a random one)."""
+    seed = _load_option(stack, domain, "seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else None
 
 
 def _ttl(value: int | Any) -> int | None:
@@ -220,6 +231,7 @@ async def load_with_progress(
                     model,
                     identifier=identifier,
                     context_length=length,
+                    seed=seed_of(stack, domain),
                     ttl_ms=ttl_ms,
                     progress=on_progress,
                     jit=jit,

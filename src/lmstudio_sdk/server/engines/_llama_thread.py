@@ -21,6 +21,7 @@ import anyio.to_thread
 import sniffio
 
 from lmstudio_sdk.server.engines._assembly import StreamAssembler
+from lmstudio_sdk.server.engines._llama_logprobs import LogProbReader, attach_log_probs
 from lmstudio_sdk.server.engines._llama_tools import ToolCallSplitter
 from lmstudio_sdk.server.engines._timer import GenerationTimer
 from lmstudio_sdk.server.engines.base import (
@@ -30,6 +31,8 @@ from lmstudio_sdk.server.engines.base import (
     InvalidRequestError,
     PromptProgress,
     StopReason,
+    TokenLogProb,
+    TokenPiece,
 )
 
 LLAMA_WHEEL_HINT = (
@@ -319,6 +322,19 @@ def _decode(
     grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
     assembler = StreamAssembler(request.stop_strings, request.reasoning)
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    log_probs: LogProbReader | None = None
+    pending: list[TokenLogProb] = []  # log-probabilities of tokens not yet in a piece
+    if request.log_probs is not None:
+        log_probs = LogProbReader(
+            llama_cpp, llm, request.log_probs, functools.partial(_token_text, llama_cpp, vocab)
+        )
+
+    def emit_pieces(pieces: list[TokenPiece]) -> None:
+        if log_probs is not None:
+            pieces = attach_log_probs(pieces, pending)
+        for event in splitter.feed(pieces) if splitter else pieces:
+            emit(event)
+
     reason: StopReason = "eosFound"
     stop_string: str | None = None
     # The whole prompt is evaluated, so generate() samples at once; it evaluates each token
@@ -340,10 +356,11 @@ def _decode(
             if llama_cpp.llama_vocab_is_eog(vocab, token):
                 break
             timer.predicted += 1
+            if log_probs is not None:
+                pending.append(log_probs.read(token))  # before the generator moves on
             # A multi-byte character may span tokens: the incremental decoder holds its start.
             pieces, stop_string = assembler.feed(utf8.decode(_token_bytes(llama_cpp, vocab, token)))
-            for event in splitter.feed(pieces) if splitter else pieces:
-                emit(event)
+            emit_pieces(pieces)
             if stop_string is not None:
                 reason = "stopStringFound"
                 break
@@ -377,8 +394,7 @@ def _decode(
             reason = "stopStringFound"
         else:
             pieces.extend(assembler.flush())
-        for event in splitter.feed(pieces) if splitter else pieces:
-            emit(event)
+        emit_pieces(pieces)
     if splitter is not None:
         for event in splitter.finish():
             emit(event)

@@ -66,6 +66,7 @@ __all__ = [
     "StopReason",
     "TemplateMessage",
     "TemplateOptions",
+    "TokenLogProb",
     "TokenPiece",
     "ToolCallArgumentFragment",
     "ToolCallEnd",
@@ -234,6 +235,8 @@ class GenerationRequest:
     the reply outgrows the context (LM Studio's ``contextOverflowPolicy``).
     ``messages`` is the chat the prompt was rendered from (``None`` for raw completion);
     engines that apply their own chat template (upstreams) use it instead of ``prompt``.
+    ``log_probs`` (LM Studio's ``logProbs``): ``None`` is off; ``n`` asks for each generated
+    token's log-probability and the ``n`` most likely candidates (engines that can give them).
     """
 
     prompt: str
@@ -257,6 +260,7 @@ class GenerationRequest:
     tools: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
     tool_choice: Literal["auto", "required"] = "auto"
     reasoning: ReasoningParsing | None = ReasoningParsing()
+    log_probs: int | None = attrs.field(default=None, validator=_check_non_negative)
 
     def __attrs_post_init__(self) -> None:
         if self.json_schema is not None and self.gbnf_grammar is not None:
@@ -269,15 +273,28 @@ class GenerationRequest:
 
 
 @attrs.frozen
+class TokenLogProb:
+    """A generated token's log-probability (natural log, ``<= 0``) and, when asked for, the
+    most likely candidates at its position (most likely first; each with no candidates)."""
+
+    id: int
+    text: str
+    log_prob: float
+    candidates: tuple[TokenLogProb, ...] = ()
+
+
+@attrs.frozen
 class TokenPiece:
     """Generated text. ``tokens_count`` may be 0 when one token's text was split in two
     (e.g. around a reasoning tag); the sum over a generation is the predicted token count
-    minus tokens swallowed by a stop string. Tags are ``is_structural``."""
+    minus tokens swallowed by a stop string. Tags are ``is_structural``. ``tokens`` holds the
+    log-probabilities of the piece's tokens when the request asked for them."""
 
     text: str
     tokens_count: int = 1
     reasoning_type: ReasoningType = "none"
     is_structural: bool = False
+    tokens: tuple[TokenLogProb, ...] | None = None
 
 
 @attrs.frozen

@@ -65,6 +65,7 @@ from lmstudio_sdk.server.engines.base import (
     TemplateMessage,
     TemplateOptions,
 )
+from lmstudio_sdk.server.engines.llama_embedding import gguf_embedding_facts, is_embedding_file
 
 __all__ = [
     "LLAMA_INSTALL_HINT",
@@ -72,6 +73,7 @@ __all__ = [
     "SMOLLM2_INSTALL_HINT",
     "SMOLLM2_KEY",
     "LlamaEngine",
+    "any_gguf_facts",
     "gguf_facts",
     "smollm2_facts",
 ]
@@ -122,6 +124,16 @@ def gguf_facts(
         path=path,
         trained_for_tool_use=isinstance(template, str) and "tools" in template,
     )
+
+
+def any_gguf_facts(
+    file_path: str | Path, *, model_key: str | None = None, display_name: str | None = None
+) -> ModelFacts:
+    """Facts of a local GGUF file of either kind: the header decides (a pooling type or no
+    causal mask: an embedding model, run in llama.cpp's embedding mode; else a language model)."""
+    if is_embedding_file(file_path):
+        return gguf_embedding_facts(file_path, model_key=model_key, display_name=display_name)
+    return gguf_facts(file_path, model_key=model_key, display_name=display_name)
 
 
 def smollm2_facts() -> ModelFacts:

