@@ -66,7 +66,9 @@ def test_creating_a_client_imports_only_what_a_client_needs() -> None:
 
 @pytest.fixture
 def server_with_a_loaded_model() -> Iterator[BackgroundServer]:
-    with BackgroundServer(ServerOptions(port=0, models=(scripted_model("scripted-llm"),))) as server:
+    with BackgroundServer(
+        ServerOptions(port=0, models=(scripted_model("scripted-llm"),))
+    ) as server:
         with lmstudio_sdk.Client(server.url) as client:
             client.llm.model("scripted-llm")
         yield server

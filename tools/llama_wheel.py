@@ -30,7 +30,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 VERSION = "0.3.36"
-CACHE = Path(os.environ.get("LMSDK_WHEEL_CACHE", Path.home() / ".cache" / "lmstudio-sdk" / "wheels"))
+CACHE = Path(
+    os.environ.get("LMSDK_WHEEL_CACHE", Path.home() / ".cache" / "lmstudio-sdk" / "wheels")
+)
 PORTABLE_CMAKE_ARGS = (
     "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF"
 )
@@ -57,8 +59,18 @@ def pip_build(dest: Path) -> None:
     # --no-cache-dir: pip's wheel cache does not key on CMAKE_ARGS, so a cached native
     # (crashing) build could otherwise be reused silently.
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-cache-dir",
-         "-w", str(dest), f"llama-cpp-python=={VERSION}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-v",
+            "--no-deps",
+            "--no-cache-dir",
+            "-w",
+            str(dest),
+            f"llama-cpp-python=={VERSION}",
+        ],
         check=True,
         env=env,
     )
@@ -71,7 +83,9 @@ def build_lock(cache: Path) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            say(f"another process is building the wheel (lock: {cache / LOCK_NAME}); waiting for it...")
+            say(
+                f"another process is building the wheel (lock: {cache / LOCK_NAME}); waiting for it..."
+            )
             fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -90,8 +104,12 @@ def ensure_wheel(cache: Path = CACHE, build: Build = pip_build) -> Path:
         if wheel is not None:
             say(f"reusing the wheel another process just built: {wheel}")
             return wheel
-        say(f"building llama-cpp-python {VERSION} with portable CPU flags; the wheel will be cached in {cache}")
-        say("the first build takes 3-15 minutes on 2 cores (once: later runs reuse the cached wheel)")
+        say(
+            f"building llama-cpp-python {VERSION} with portable CPU flags; the wheel will be cached in {cache}"
+        )
+        say(
+            "the first build takes 3-15 minutes on 2 cores (once: later runs reuse the cached wheel)"
+        )
         scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
         try:
             build(scratch)
@@ -106,7 +124,9 @@ def ensure_wheel(cache: Path = CACHE, build: Build = pip_build) -> Path:
         return wheel
 
 
-def main(argv: Sequence[str] | None = None, *, cache: Path = CACHE, build: Build = pip_build) -> None:
+def main(
+    argv: Sequence[str] | None = None, *, cache: Path = CACHE, build: Build = pip_build
+) -> None:
     """Make sure the wheel is cached; with ``--install``, install it here unless present."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--install", action="store_true", help="install into this environment")

@@ -125,7 +125,9 @@ async def predict(ws: Socket, channel_id: int, model: str) -> tuple[int, int]:
 def tokenize_frame(call_id: int, model: str) -> str:
     specifier = {"type": "query", "query": {"identifier": model}}
     parameter = {"specifier": specifier, "inputString": TOKENIZE_TEXT}
-    return dumps({"type": "rpcCall", "endpoint": "tokenize", "callId": call_id, "parameter": parameter})
+    return dumps(
+        {"type": "rpcCall", "endpoint": "tokenize", "callId": call_id, "parameter": parameter}
+    )
 
 
 async def list_loaded(ws: Socket, call_id: int) -> Any:

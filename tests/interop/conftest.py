@@ -58,7 +58,9 @@ def js_client_command() -> list[str]:
         pytest.skip(f"node {version or '(unknown version)'} is too old: need >= {MIN_NODE_MAJOR}")
     pinned = _pinned_js_sdk_version()
     if not JS_SDK_PACKAGE_JSON.is_file():
-        pytest.skip(f"@lmstudio/sdk {pinned} is not installed: run `python tools/npm_ci.py` (npm ci inside tests/interop)")
+        pytest.skip(
+            f"@lmstudio/sdk {pinned} is not installed: run `python tools/npm_ci.py` (npm ci inside tests/interop)"
+        )
     installed = json.loads(JS_SDK_PACKAGE_JSON.read_text(encoding="utf-8"))["version"]
     if installed != pinned:
         pytest.skip(

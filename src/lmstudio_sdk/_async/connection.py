@@ -93,8 +93,6 @@ an in-memory transport.
 """
 
 
-
-
 @overload
 def check_timeout(value: float | None, name: str) -> float | None: ...
 @overload

@@ -83,9 +83,7 @@ def _texts(value: Any, what: str) -> list[str] | None:
     return list(value)
 
 
-async def _per_text(
-    function: Callable[[str], Awaitable[R]], text: Any, what: str
-) -> R | list[R]:
+async def _per_text(function: Callable[[str], Awaitable[R]], text: Any, what: str) -> R | list[R]:
     """``function(text)`` for one string; for a list of strings, its results in order, with
     at most ``MAX_CONCURRENT_REQUESTS`` requests at once."""
     texts = _texts(text, what)
@@ -187,7 +185,9 @@ class AsyncModelHandle:
         tokens = await _per_text(one, text, "tokenize()")
         return tokens
 
-    async def count_tokens(self, text: str, *, timeout: float | DefaultType | None = DEFAULT) -> int:
+    async def count_tokens(
+        self, text: str, *, timeout: float | DefaultType | None = DEFAULT
+    ) -> int:
         """How many tokens ``text`` is for this model."""
         if not isinstance(text, str):
             raise TypeError(f"count_tokens() takes a str, got {type(text).__name__}")

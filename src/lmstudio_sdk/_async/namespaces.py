@@ -105,9 +105,12 @@ class SystemNamespace(_Namespace):
 
     _name = "system"
 
-    async def version(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.VersionResult:
+    async def version(
+        self, *, timeout: float | DefaultType | None = DEFAULT
+    ) -> system.VersionResult:
         """The LM Studio version (``.version`` is ``"major.minor.patch"``, ``.build``)."""
         from ..protocol.endpoints import system
+
         result: system.VersionResult = await self._connection().call(
             system.VERSION, timeout=timeout
         )
@@ -116,6 +119,7 @@ class SystemNamespace(_Namespace):
     async def info(self, *, timeout: float | DefaultType | None = DEFAULT) -> system.SystemInfo:
         """The server process: ``pid``, ``is_daemon`` and ``version``."""
         from ..protocol.endpoints import system
+
         result: system.SystemInfo = await self._connection().call(system.INFO, timeout=timeout)
         return result
 
@@ -144,6 +148,7 @@ class SystemNamespace(_Namespace):
     ) -> None:
         """Show a notification in the LM Studio app."""
         from ..protocol.endpoints import system
+
         parameter = system.NotifyParameter(
             _key(title, "title"),
             UNSET if description is None else description,
@@ -333,7 +338,9 @@ class _ModelNamespace(_Namespace, Generic[H]):
         scope = self.load_stream(key, identifier=identifier, **keywords)
         return await self._loaded(scope, on_progress)
 
-    async def unload(self, identifier: str, *, timeout: float | DefaultType | None = DEFAULT) -> None:
+    async def unload(
+        self, identifier: str, *, timeout: float | DefaultType | None = DEFAULT
+    ) -> None:
         """Unload the instance ``identifier``."""
         parameter = shared.UnloadModelParameter(_key(identifier, "identifier"))
         await self._connection().call(self._endpoints.UNLOAD_MODEL, parameter, timeout=timeout)
@@ -578,7 +585,9 @@ class DiagnosticsNamespace(_Namespace):
 
     _name = "diagnostics"
 
-    def stream_logs(self, *, drain_timeout: float | DefaultType = DEFAULT) -> StreamScope[LogStream]:
+    def stream_logs(
+        self, *, drain_timeout: float | DefaultType = DEFAULT
+    ) -> StreamScope[LogStream]:
         """``async with client.diagnostics.stream_logs() as logs: async for event in logs``.
 
         Leaving the block stops the stream on the server (waiting at most ``drain_timeout``

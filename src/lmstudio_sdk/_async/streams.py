@@ -11,7 +11,6 @@ exit. A stream whose ``channelCreate`` never went out (the block was entered ins
 cancelled scope) sends nothing and waits for nothing. See ``docs/cancellation.md``.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Callable

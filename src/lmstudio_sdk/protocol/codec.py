@@ -70,7 +70,9 @@ if _orjson is not None:
         return _orjson_loads(text)
 
 else:
-    _json_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+    _json_dumps = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode
 
     def dumps(value: Any) -> str:
         """Serialise a JSON value to a compact text frame."""
@@ -299,7 +301,9 @@ def register_tagged_union(union: Any, *, tag: str = "type", unknown: bool = True
 
     def structure_tagged(value: Any, _: Any) -> Any:
         if not isinstance(value, dict):
-            raise TypeError(f"expected a JSON object with a {tag!r} key, got {type(value).__name__}")
+            raise TypeError(
+                f"expected a JSON object with a {tag!r} key, got {type(value).__name__}"
+            )
         member = by_tag.get(value.get(tag))
         if member is None:
             if unknown:
@@ -311,7 +315,9 @@ def register_tagged_union(union: Any, *, tag: str = "type", unknown: bool = True
         return hook(value, member)
 
     converter.register_structure_hook(union, structure_tagged)
-    converter.register_unstructure_hook(union, lambda value: converter.unstructure(value, type(value)))
+    converter.register_unstructure_hook(
+        union, lambda value: converter.unstructure(value, type(value))
+    )
 
 
 _PATH_ATTRIBUTE = re.compile(r"\.([a-z_][a-z0-9_]*)")
@@ -343,6 +349,8 @@ def structure(value: Any, cls: type[T] | Any, *, what: str = "message") -> T:
 def unstructure(value: Any, cls: Any = None, *, what: str = "message") -> Any:
     """Unstructure an outbound value; a failure is a ``LocalProtocolError``."""
     try:
-        return converter.unstructure(value, cls) if cls is not None else converter.unstructure(value)
+        return (
+            converter.unstructure(value, cls) if cls is not None else converter.unstructure(value)
+        )
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise LocalProtocolError(f"cannot encode {what}: {_describe(exc)}") from None

@@ -325,7 +325,11 @@ class ServerOptions:
             f"ServerOptions(host={self.host!r}, port={self.port}, models=[{models}], "
             f"api_tokens=<{len(self.api_tokens)} hidden>, require_auth={self.requires_token}, "
             f"strict_errors={self.strict_errors}"
-            + (f", upstreams=[{', '.join(u.url for u in self.upstreams)}]" if self.upstreams else "")
+            + (
+                f", upstreams=[{', '.join(u.url for u in self.upstreams)}]"
+                if self.upstreams
+                else ""
+            )
             + ")"
         )
 

@@ -97,9 +97,7 @@ class ServerState:
         try:
             from .upstream._pool import UpstreamPool
         except ImportError as exc:  # pragma: no cover - httpx is the upstream extra
-            raise ImportError(
-                "upstreams need httpx: pip install 'lmstudio-sdk[upstream]'"
-            ) from exc
+            raise ImportError("upstreams need httpx: pip install 'lmstudio-sdk[upstream]'") from exc
         pool = UpstreamPool(upstreams)
         try:
             facts = await pool.discover()

@@ -18,7 +18,6 @@ from ..results import PredictionEvent, PredictionFragment, PromptProcessingProgr
 from ._feed import FedStream
 
 if TYPE_CHECKING:
-
     from .._async.handles import AsyncModelHandle
     from ..protocol.endpoints.diagnostics import DiagnosticsLogEvent
     from ..results import ModelInfo, PredictionResult
