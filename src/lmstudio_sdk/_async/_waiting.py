@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -85,7 +86,8 @@ class _IdleWatch:
     deadline on (it received something) goes back in under the new one, and a channel
     still waiting past its deadline is woken as timed out. So the heap holds at most one
     entry per channel, and the watch sleeps in one scope whose deadline only moves when a
-    sooner deadline arrives.
+    sooner deadline arrives. Entries hold weak references: a channel that is done (its
+    scope left, its packets with it) is freed at once, not kept until its deadline.
     """
 
     def __init__(self) -> None:
@@ -100,7 +102,7 @@ class _IdleWatch:
         if not channel._watched:
             channel._watched = True
             self._order += 1
-            heapq.heappush(self._heap, (deadline, self._order, channel))
+            heapq.heappush(self._heap, (deadline, self._order, weakref.ref(channel)))
         scope = self._scope
         if scope is not None and deadline < scope.deadline:
             scope.deadline = deadline
@@ -112,13 +114,16 @@ class _IdleWatch:
         while True:
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                _, _, channel = heapq.heappop(heap)
+                _, _, ref = heapq.heappop(heap)
+                channel = ref()
+                if channel is None:
+                    continue  # done and freed
                 waiter = channel._waiter
                 if type(waiter) is not _TrioWaiter:
                     channel._watched = False  # not waiting: its next wait registers it
                 elif waiter.deadline > now:
                     self._order += 1
-                    heapq.heappush(heap, (waiter.deadline, self._order, channel))
+                    heapq.heappush(heap, (waiter.deadline, self._order, ref))
                 else:
                     channel._watched = False
                     waiter.timed_out = True
