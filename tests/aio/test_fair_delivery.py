@@ -68,15 +68,15 @@ async def test_a_consumer_that_sleeps_between_events_gets_merged_events_and_all_
     assert stream.result().content == TEXT
 
 
-def test_the_blocking_facade_gets_the_fragments_mostly_one_by_one(relay: BurstRelay) -> None:
-    # The facade's consumer is another thread: it needs the GIL and a core to keep up, and
-    # a loaded machine may starve it long enough for a burst to fill the buffer, so some
-    # merging is allowed here. A reader that never let it run merges the burst into a
-    # handful of events (about COUNT / buffer: 3 to 257 here, measured).
+def test_the_blocking_facade_gets_a_burst_whole_and_in_order(relay: BurstRelay) -> None:
+    # The facade's consumer is another thread: how many of a burst's fragments it gets one
+    # by one depends on when the GIL and a core come to it (measured: 474 to 2,900 of
+    # 3,000), so only what holds on any machine is asserted: everything, in order, never
+    # more events than fragments. The reader's yielding is tested deterministically above.
     with Client(relay.url) as client:  # the default buffer
         model = client.llm.model(KEY)
         for _ in range(2):
             with model.respond_stream("go") as stream:
                 contents = [e.content for e in stream if isinstance(e, PredictionFragment)]
             assert "".join(contents) == TEXT
-            assert len(contents) > COUNT // 4
+            assert 1 <= len(contents) <= COUNT
