@@ -104,17 +104,19 @@ def check_keywords(keywords: Mapping[str, Any], declared: Any, method: str) -> N
             )
 
 
+_OPTIONS = PredictionOptions.__optional_keys__
+# Every name a prediction method takes (options in both spellings), and its own keywords.
+_KNOWN = PredictionKeywords.__optional_keys__ | {to_camel(option) for option in _OPTIONS}
+_OWN_KEYWORDS = sorted(PredictionKeywords.__optional_keys__ - _OPTIONS)
+
+
 def check_prediction_keywords(keywords: Mapping[str, Any]) -> None:
     """A name that is no prediction option but close to one of the other keywords
     (``respons_format``, ``on_mesage``) is reported as that typo, not as an unknown option."""
-    options = PredictionOptions.__optional_keys__
-    others = sorted(PredictionKeywords.__optional_keys__ - options)
     for name in keywords:
-        if name in PredictionKeywords.__optional_keys__ or any(
-            name == to_camel(option) for option in options
-        ):
+        if name in _KNOWN:
             continue
-        close = difflib.get_close_matches(name, others, n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name, _OWN_KEYWORDS, n=1, cutoff=0.75)
         if close:
             raise UnknownOptionError(
                 f"unknown keyword argument {name!r}; did you mean {close[0]!r}?"
