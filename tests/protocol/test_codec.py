@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import attrs
 import pytest
@@ -25,15 +25,13 @@ class Sample:
     extra: dict[str, Any] | UnsetType = UNSET
 
 
-@attrs.frozen
+@codec.variant("circle")
 class Circle:
-    type: Literal["circle"] = attrs.field(default="circle", init=False)
     radius: float
 
 
-@attrs.frozen
+@codec.variant("square")
 class Square:
-    type: Literal["square"] = attrs.field(default="square", init=False)
     side: float
 
 
@@ -41,14 +39,14 @@ Shape = Union[Circle, Square, Unknown]  # noqa: UP007 - a runtime alias
 codec.register_tagged_union(Shape)
 
 
-@attrs.frozen
+@codec.variant("red", tag="kind")
 class Red:
-    kind: Literal["red"] = attrs.field(default="red", init=False)
+    pass
 
 
-@attrs.frozen
+@codec.variant("blue", tag="kind")
 class Blue:
-    kind: Literal["blue"] = attrs.field(default="blue", init=False)
+    pass
 
 
 Colour = Union[Red, Blue]  # noqa: UP007 - a runtime alias
@@ -90,6 +88,10 @@ def test_tagged_unions_dispatch_on_their_tag() -> None:
         "colour": {"kind": "blue"},
     }
     assert codec.structure(raw, Drawing) == drawing
+    # ``variant`` makes the tag the first field: it leads every encoded object.
+    assert codec.dumps(raw["shapes"][0]) == '{"type":"circle","radius":1.5}'
+    assert codec.tag_of(Circle) == "circle"
+    assert codec.tag_of(Red, "kind") == "red"
 
 
 def test_unknown_tags_keep_the_raw_object() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import attrs
 import jsonschema
@@ -53,6 +53,7 @@ from lmstudio_sdk.protocol import (
     WarningReceived,
     parse_api_token,
     register_tagged_union,
+    variant,
 )
 from lmstudio_sdk.protocol.wire import ChannelSend, RpcResult, SignalUpdate
 
@@ -72,21 +73,19 @@ class EchoResult:
     text: str
 
 
-@attrs.frozen
+@variant("fragment")
 class Fragment:
-    type: Literal["fragment"] = attrs.field(default="fragment", init=False)
     content: str
 
 
-@attrs.frozen
+@variant("done")
 class Done:
-    type: Literal["done"] = attrs.field(default="done", init=False)
     count: int
 
 
-@attrs.frozen
+@variant("cancel")
 class Cancel:
-    type: Literal["cancel"] = attrs.field(default="cancel", init=False)
+    pass
 
 
 StreamToClient = Union[Fragment, Done, Unknown]  # noqa: UP007 - a runtime alias

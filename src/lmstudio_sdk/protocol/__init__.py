@@ -32,6 +32,7 @@ from .codec import loads as loads
 from .codec import register_tagged_union as register_tagged_union
 from .codec import structure as structure
 from .codec import unstructure as unstructure
+from .codec import variant as variant
 from .endpoints._spec import ChannelSpec as ChannelSpec
 from .endpoints._spec import RpcSpec as RpcSpec
 from .events import Authenticated as Authenticated

@@ -6,9 +6,9 @@ Conventions every wire class follows (see ``docs/architecture.md``):
   camelCase (:func:`~lmstudio_sdk.protocol.naming.to_camel`, with its exceptions table);
 * optional keys default to :data:`UNSET` and are left out of the JSON when unset;
   ``None`` is an explicit ``null`` and is only used for nullable fields;
-* a variant of a tagged union carries its tag as a real field that is not an ``__init__``
-  argument, e.g. ``type: Literal["fragment"] = attrs.field(default="fragment", init=False)``,
-  so it is always written, whatever type the value is unstructured as;
+* a variant of a tagged union is declared with :func:`variant`, e.g. ``@variant("fragment")``
+  instead of ``@attrs.frozen``: its tag becomes a real first field that is not an
+  ``__init__`` argument, so it is always written, whatever type the value is unstructured as;
 * tagged unions are registered with :func:`register_tagged_union`; an unknown tag
   structures to :class:`Unknown`, which keeps the raw object (forward compatibility);
 * unknown keys in inbound objects are ignored, never an error, on both sides.
@@ -20,17 +20,19 @@ protocol) and encoding errors :class:`~lmstudio_sdk.errors.LocalProtocolError`; 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 import attrs
 import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_sequence, list_structure_factory
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from typing_extensions import dataclass_transform
 
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ._unset import UNSET, UnsetType
@@ -51,6 +53,7 @@ __all__ = [
     "structure",
     "tag_of",
     "unstructure",
+    "variant",
 ]
 
 T = TypeVar("T")
@@ -280,6 +283,25 @@ def _as_object(value: Any) -> dict[str, Any]:
 def _tag_or_none(value: Any, tag: str) -> str | None:
     found = value.get(tag) if isinstance(value, dict) else None
     return found if isinstance(found, str) else None
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
+def variant(
+    value: str, *, tag: str = "type", kw_only: bool = False
+) -> Callable[[type[T]], type[T]]:
+    """``attrs.frozen`` for a variant of a tagged union whose ``tag`` key is ``value``.
+
+    The tag becomes the class's first own field, ``tag: Literal[value] = value``, left out
+    of ``__init__`` (so it is always written); the JSON object therefore starts with it.
+    """
+
+    def define(cls: type[T]) -> type[T]:
+        own = inspect.get_annotations(cls)
+        cls.__annotations__ = {tag: Literal[value], **own}
+        setattr(cls, tag, attrs.field(default=value, init=False))
+        return attrs.frozen(cls, kw_only=kw_only)
+
+    return define
 
 
 def tag_of(cls: type, tag: str = "type") -> Any:

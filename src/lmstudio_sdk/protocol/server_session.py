@@ -338,7 +338,7 @@ class ServerSession:
     ) -> list[ServerEvent]:
         # No public namespace declares signals, so every endpoint is unknown.
         prefix = "signal" if isinstance(message, SignalSubscribe) else "writableSignal"
-        reason = f"Received {message.type} for unknown endpoint, endpoint = {message.endpoint}"
+        reason = f"Received {prefix}Subscribe for unknown endpoint, endpoint = {message.endpoint}"
         return self._reject(f"{prefix}EndpointUnknown", reason)
 
     def _on_signal_unsubscribe(

@@ -19,7 +19,7 @@ error: a newer peer may send messages this version does not know.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import attrs
 
@@ -34,7 +34,7 @@ from ..errors import (
 )
 from . import codec
 from ._unset import UNSET, UnsetType
-from .codec import Unknown, register_tagged_union
+from .codec import Unknown, register_tagged_union, variant
 from .naming import to_camel
 
 __all__ = [
@@ -253,45 +253,41 @@ class AuthResult:
 # --------------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@variant("rpcCall")
 class RpcCall:
     """Client: call an RPC. ``parameter`` is left out for void endpoints."""
 
-    type: Literal["rpcCall"] = attrs.field(default="rpcCall", init=False)
     endpoint: str
     call_id: int
     parameter: Any = UNSET
 
 
-@attrs.frozen
+@variant("rpcResult")
 class RpcResult:
     """Server: an RPC succeeded. ``result`` is absent when the endpoint returns nothing."""
 
-    type: Literal["rpcResult"] = attrs.field(default="rpcResult", init=False)
     call_id: int
     result: Any = UNSET
 
 
-@attrs.frozen
+@variant("rpcError")
 class RpcError:
     """Server: an RPC failed."""
 
-    type: Literal["rpcError"] = attrs.field(default="rpcError", init=False)
     call_id: int
     error: SerializedError
 
 
-@attrs.frozen
+@variant("channelCreate")
 class ChannelCreate:
     """Client: open a channel. ``creation_parameter`` is left out for void endpoints."""
 
-    type: Literal["channelCreate"] = attrs.field(default="channelCreate", init=False)
     endpoint: str
     channel_id: int
     creation_parameter: Any = UNSET
 
 
-@attrs.frozen
+@variant("channelSend")
 class ChannelSend:
     """Either side: one packet on an open channel.
 
@@ -299,139 +295,118 @@ class ChannelSend:
     channel's owner to reject, like any other payload it cannot structure.
     """
 
-    type: Literal["channelSend"] = attrs.field(default="channelSend", init=False)
     channel_id: int
     message: Any = UNSET
     ack_id: int | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("channelAck")
 class ChannelAck:
     """Either side: acknowledges a packet that carried ``ack_id``. No endpoint uses acks."""
 
-    type: Literal["channelAck"] = attrs.field(default="channelAck", init=False)
     channel_id: int
     ack_id: int
 
 
-@attrs.frozen
+@variant("channelClose")
 class ChannelClose:
     """Server: the channel ended normally. Nothing more follows for it."""
 
-    type: Literal["channelClose"] = attrs.field(default="channelClose", init=False)
     channel_id: int
 
 
-@attrs.frozen
+@variant("channelError")
 class ChannelError:
     """Server: the channel ended with an error. Nothing more follows for it."""
 
-    type: Literal["channelError"] = attrs.field(default="channelError", init=False)
     channel_id: int
     error: SerializedError
 
 
-@attrs.frozen
+@variant("signalSubscribe")
 class SignalSubscribe:
     """Client: subscribe to a read-only signal (no public endpoint has one)."""
 
-    type: Literal["signalSubscribe"] = attrs.field(default="signalSubscribe", init=False)
     endpoint: str
     subscribe_id: int
     creation_parameter: Any = UNSET
 
 
-@attrs.frozen
+@variant("signalUnsubscribe")
 class SignalUnsubscribe:
     """Client: end a signal subscription."""
 
-    type: Literal["signalUnsubscribe"] = attrs.field(default="signalUnsubscribe", init=False)
     subscribe_id: int
 
 
-@attrs.frozen
+@variant("signalUpdate")
 class SignalUpdate:
     """Server: immer patches for a subscribed signal."""
 
-    type: Literal["signalUpdate"] = attrs.field(default="signalUpdate", init=False)
     subscribe_id: int
     patches: list[Any]
     tags: list[str]
 
 
-@attrs.frozen
+@variant("signalError")
 class SignalError:
     """Server: a signal subscription failed."""
 
-    type: Literal["signalError"] = attrs.field(default="signalError", init=False)
     subscribe_id: int
     error: SerializedError
 
 
-@attrs.frozen
+@variant("writableSignalSubscribe")
 class WritableSignalSubscribe:
     """Client: subscribe to a writable signal (no public endpoint has one)."""
 
-    type: Literal["writableSignalSubscribe"] = attrs.field(
-        default="writableSignalSubscribe", init=False
-    )
     endpoint: str
     subscribe_id: int
     creation_parameter: Any = UNSET
 
 
-@attrs.frozen
+@variant("writableSignalUnsubscribe")
 class WritableSignalUnsubscribe:
     """Client: end a writable signal subscription."""
 
-    type: Literal["writableSignalUnsubscribe"] = attrs.field(
-        default="writableSignalUnsubscribe", init=False
-    )
     subscribe_id: int
 
 
-@attrs.frozen
+@variant("writableSignalUpdate")
 class WritableSignalUpdate:
     """Either side: immer patches for a writable signal."""
 
-    type: Literal["writableSignalUpdate"] = attrs.field(default="writableSignalUpdate", init=False)
     subscribe_id: int
     patches: list[Any]
     tags: list[str]
 
 
-@attrs.frozen
+@variant("writableSignalError")
 class WritableSignalError:
     """Server: a writable signal subscription failed."""
 
-    type: Literal["writableSignalError"] = attrs.field(default="writableSignalError", init=False)
     subscribe_id: int
     error: SerializedError
 
 
-@attrs.frozen
+@variant("communicationWarning")
 class CommunicationWarning:
     """Either side: "your message made no sense to me". ``kind`` is one of
     :data:`COMMUNICATION_WARNING_KINDS`; readers treat other values as ``"unknown"``."""
 
-    type: Literal["communicationWarning"] = attrs.field(default="communicationWarning", init=False)
     warning: str
     kind: str | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("keepAlive")
 class KeepAlive:
     """Client: liveness probe (no official client sends it); the server answers
     :class:`KeepAliveAck`."""
 
-    type: Literal["keepAlive"] = attrs.field(default="keepAlive", init=False)
 
-
-@attrs.frozen
+@variant("keepAliveAck")
 class KeepAliveAck:
     """Server: answer to :class:`KeepAlive`."""
-
-    type: Literal["keepAliveAck"] = attrs.field(default="keepAliveAck", init=False)
 
 
 ClientToServer = Union[  # noqa: UP007 - a runtime alias that cattrs dispatches on

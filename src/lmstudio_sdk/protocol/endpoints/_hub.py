@@ -10,7 +10,7 @@ from typing import Any, Literal
 import attrs
 
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, converter, register_tagged_union
+from ..codec import Unknown, converter, register_tagged_union, variant
 from ._checks import _check_limit, _check_token
 
 __all__ = [
@@ -53,20 +53,18 @@ class IsAuthenticatedResult:
     authenticated: bool
 
 
-@attrs.frozen
+@variant("none")
 class NoAuthenticationStatus:
-    type: Literal["none"] = attrs.field(default="none", init=False)
+    pass
 
 
-@attrs.frozen
+@variant("loggedInUser")
 class LoggedInUserAuthenticationStatus:
-    type: Literal["loggedInUser"] = attrs.field(default="loggedInUser", init=False)
     user_name: str
 
 
-@attrs.frozen
+@variant("computeDevice")
 class ComputeDeviceAuthenticationStatus:
-    type: Literal["computeDevice"] = attrs.field(default="computeDevice", init=False)
     owner_username: str
     owner_is_organization: bool
 
@@ -102,19 +100,18 @@ class LoginWithPreAuthenticatedKeysResult:
     user_name: str
 
 
-@attrs.frozen
+@variant("authenticationCode")
 class EnsureAuthenticatedAuthenticationCode:
     """Show the user ``code`` and where to enter it (``manual_url``, or ``filled_url``)."""
 
-    type: Literal["authenticationCode"] = attrs.field(default="authenticationCode", init=False)
     code: str
     manual_url: str
     filled_url: str
 
 
-@attrs.frozen
+@variant("authenticated")
 class EnsureAuthenticatedAuthenticated:
-    type: Literal["authenticated"] = attrs.field(default="authenticated", init=False)
+    pass
 
 
 EnsureAuthenticatedToClientPacket = (
@@ -149,28 +146,26 @@ class HubModelMetadataBase:
     context_lengths: list[float]
 
 
-@attrs.frozen(kw_only=True)
+@variant("llm", kw_only=True)
 class HubLLMMetadata(HubModelMetadataBase):
-    type: Literal["llm"] = attrs.field(default="llm", init=False)
     trained_for_tool_use: bool | Literal["mixed"]
     vision: bool | Literal["mixed"]
     reasoning: bool | Literal["mixed"]
 
 
-@attrs.frozen(kw_only=True)
+@variant("embedding", kw_only=True)
 class HubEmbeddingModelMetadata(HubModelMetadataBase):
-    type: Literal["embedding"] = attrs.field(default="embedding", init=False)
+    pass
 
 
 HubModelMetadata = HubLLMMetadata | HubEmbeddingModelMetadata | Unknown
 register_tagged_union(HubModelMetadata)
 
 
-@attrs.frozen(kw_only=True)
+@variant("model", kw_only=True)
 class HubModel:
     """A model of the LM Studio catalog; ``staff_picked_at`` is a timestamp (ms)."""
 
-    type: Literal["model"] = attrs.field(default="model", init=False)
     owner: str
     name: str
     description: str

@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import operator
 import types
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
+from ..codec import Unknown, register_tagged_union, variant
 from ..kv import KVConfig
 from ..merging import LATEST_PROGRESS
 from . import shared
@@ -40,37 +40,32 @@ InstanceT = TypeVar("InstanceT")
 """A namespace's info on a loaded instance (``LLMInstanceInfo``...)."""
 
 
-@attrs.frozen
+@variant("resolved")
 class LoadModelResolved(Generic[InfoT]):
     """The model key resolved to a file; ``ambiguous`` lists other matches."""
 
-    type: Literal["resolved"] = attrs.field(default="resolved", init=False)
     info: InfoT
     ambiguous: list[str] | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("success")
 class LoadModelSuccess(Generic[InstanceT]):
-    type: Literal["success"] = attrs.field(default="success", init=False)
     info: InstanceT
 
 
-@attrs.frozen
+@variant("alreadyLoaded")
 class GetOrLoadAlreadyLoaded(Generic[InstanceT]):
-    type: Literal["alreadyLoaded"] = attrs.field(default="alreadyLoaded", init=False)
     info: InstanceT
 
 
-@attrs.frozen
+@variant("startLoading")
 class GetOrLoadStartLoading(Generic[InfoT]):
-    type: Literal["startLoading"] = attrs.field(default="startLoading", init=False)
     identifier: str
     info: InfoT
 
 
-@attrs.frozen
+@variant("loadSuccess")
 class GetOrLoadLoadSuccess(Generic[InstanceT]):
-    type: Literal["loadSuccess"] = attrs.field(default="loadSuccess", init=False)
     info: InstanceT
 
 

@@ -5,12 +5,10 @@ Part of the ``repository`` namespace (:mod:`.repository` re-exports every name).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import attrs
 
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
+from ..codec import Unknown, register_tagged_union, variant
 from ._checks import _check_kebab_case, _check_kebab_case_with_dots
 
 __all__ = [
@@ -56,30 +54,26 @@ class DownloadProgressUpdate:
     speed_bytes_per_second: float
 
 
-@attrs.frozen
+@variant("downloadProgress")
 class DownloadProgress:
-    type: Literal["downloadProgress"] = attrs.field(default="downloadProgress", init=False)
     update: DownloadProgressUpdate
 
 
-@attrs.frozen
+@variant("startFinalizing")
 class DownloadStartFinalizing:
-    type: Literal["startFinalizing"] = attrs.field(default="startFinalizing", init=False)
+    pass
 
 
-@attrs.frozen
+@variant("success")
 class DownloadSuccess:
     """The end of an artifact download or a download plan (no payload)."""
-
-    type: Literal["success"] = attrs.field(default="success", init=False)
 
 
 # --- download plans ----------------------------------------------------------------------
 
 
-@attrs.frozen
+@variant("huggingface")
 class HuggingFaceModelDownloadSource:
-    type: Literal["huggingface"] = attrs.field(default="huggingface", init=False)
     user: str
     repo: str
 
@@ -88,16 +82,14 @@ ModelDownloadSource = HuggingFaceModelDownloadSource | Unknown
 register_tagged_union(ModelDownloadSource)
 
 
-@attrs.frozen
+@variant("artifact")
 class ArtifactDownloadTarget:
-    type: Literal["artifact"] = attrs.field(default="artifact", init=False)
     owner: str = attrs.field(validator=_check_kebab_case)
     name: str = attrs.field(validator=_check_kebab_case_with_dots)
 
 
-@attrs.frozen
+@variant("model")
 class ModelDownloadTarget:
-    type: Literal["model"] = attrs.field(default="model", init=False)
     source: ModelDownloadSource
 
 
@@ -105,15 +97,13 @@ DownloadPlanTarget = ArtifactDownloadTarget | ModelDownloadTarget | Unknown
 register_tagged_union(DownloadPlanTarget)
 
 
-@attrs.frozen
+@variant("fileName")
 class FileNamePreference:
-    type: Literal["fileName"] = attrs.field(default="fileName", init=False)
     file_name: str
 
 
-@attrs.frozen
+@variant("quantName")
 class QuantNamePreference:
-    type: Literal["quantName"] = attrs.field(default="quantName", init=False)
     quant_name: str
 
 
@@ -162,11 +152,10 @@ class ArtifactDownloadPlanDownloadOption(ArtifactDownloadPlanModelFile):
     recommended: bool | UnsetType = UNSET
 
 
-@attrs.frozen(kw_only=True)
+@variant("artifact", kw_only=True)
 class ArtifactDownloadPlanArtifactNode:
     """``state``: ``pending``, ``fetching``, ``satisfied`` or ``completed``."""
 
-    type: Literal["artifact"] = attrs.field(default="artifact", init=False)
     owner: str
     name: str
     state: str
@@ -175,9 +164,8 @@ class ArtifactDownloadPlanArtifactNode:
     size_bytes: int | UnsetType = UNSET
 
 
-@attrs.frozen(kw_only=True)
+@variant("model", kw_only=True)
 class ArtifactDownloadPlanModelNode:
-    type: Literal["model"] = attrs.field(default="model", init=False)
     state: str
     dependency_label: str
     resolved_sources: int | UnsetType = UNSET
@@ -209,15 +197,13 @@ class ArtifactDownloadPlan:
     download_job_identifier: str | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("planUpdated")
 class CreateDownloadPlanPlanUpdated:
-    type: Literal["planUpdated"] = attrs.field(default="planUpdated", init=False)
     plan: ArtifactDownloadPlan
 
 
-@attrs.frozen
+@variant("planReady")
 class CreateDownloadPlanPlanReady:
-    type: Literal["planReady"] = attrs.field(default="planReady", init=False)
     plan: ArtifactDownloadPlan
 
 
@@ -232,37 +218,28 @@ CreateDownloadPlanToClientPacket = (
 register_tagged_union(CreateDownloadPlanToClientPacket)
 
 
-@attrs.frozen
+@variant("cancelDownload")
 class CreateDownloadPlanCancelDownload:
     """Cancel the download started by ``commit``."""
 
-    type: Literal["cancelDownload"] = attrs.field(default="cancelDownload", init=False)
 
-
-@attrs.frozen
+@variant("setSelectedDownloadOptionIndex")
 class CreateDownloadPlanSetSelectedDownloadOptionIndex:
     """Choose a download option of a model node (``None`` clears the choice)."""
 
-    type: Literal["setSelectedDownloadOptionIndex"] = attrs.field(
-        default="setSelectedDownloadOptionIndex", init=False
-    )
     node_index: int
     selected_download_option_index: int | None
     requested_plan_version: int
 
 
-@attrs.frozen
+@variant("commit")
 class CreateDownloadPlanCommit:
     """Start downloading the plan."""
 
-    type: Literal["commit"] = attrs.field(default="commit", init=False)
 
-
-@attrs.frozen
+@variant("cancelPlan")
 class CreateDownloadPlanCancelPlan:
     """Abandon the plan before it is committed."""
-
-    type: Literal["cancelPlan"] = attrs.field(default="cancelPlan", init=False)
 
 
 CreateDownloadPlanToServerPacket = (

@@ -6,12 +6,10 @@ and runtime log lines) until the client sends ``stop``.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import attrs
 
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
+from ..codec import Unknown, register_tagged_union, variant
 from ._spec import ChannelSpec
 from .shared import LLMPredictionStats, StopPacket, StopToServerPacket
 
@@ -30,40 +28,34 @@ __all__ = [
 NAMESPACE = "diagnostics"
 
 
-@attrs.frozen
+@variant("llm.prediction.input")
 class LLMPredictionInputLog:
     """The formatted prompt of a prediction."""
 
-    type: Literal["llm.prediction.input"] = attrs.field(default="llm.prediction.input", init=False)
     input: str
     model_path: str
     model_identifier: str
 
 
-@attrs.frozen
+@variant("llm.prediction.output")
 class LLMPredictionOutputLog:
-    type: Literal["llm.prediction.output"] = attrs.field(
-        default="llm.prediction.output", init=False
-    )
     output: str
     model_identifier: str
     stats: LLMPredictionStats | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("server.log")
 class ServerLog:
     """``level``: ``debug``, ``info``, ``warn`` or ``error``."""
 
-    type: Literal["server.log"] = attrs.field(default="server.log", init=False)
     content: str
     level: str
 
 
-@attrs.frozen(kw_only=True)
+@variant("runtime.log", kw_only=True)
 class RuntimeLog:
     """A log line of an inference engine (runtime)."""
 
-    type: Literal["runtime.log"] = attrs.field(default="runtime.log", init=False)
     level: str
     message: str
     engine_name: str
@@ -88,9 +80,8 @@ class DiagnosticsLogEvent:
     data: DiagnosticsLogEventData
 
 
-@attrs.frozen
+@variant("log")
 class StreamLogsLog:
-    type: Literal["log"] = attrs.field(default="log", init=False)
     log: DiagnosticsLogEvent
 
 

@@ -6,12 +6,12 @@ a file uploaded here can be used in a chat on the ``llm`` socket.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, converter, register_tagged_union
+from ..codec import Unknown, converter, register_tagged_union, variant
 from ..kv import KVConfig
 from ..merging import LATEST_PROGRESS
 from ._spec import ChannelSpec, RpcSpec
@@ -105,21 +105,18 @@ class ParseDocumentCreationParameter:
     parse_opts: DocumentParsingOpts = attrs.Factory(DocumentParsingOpts)
 
 
-@attrs.frozen
+@variant("parserLoaded")
 class ParseDocumentParserLoaded:
-    type: Literal["parserLoaded"] = attrs.field(default="parserLoaded", init=False)
     parser: DocumentParsingLibraryIdentifier
 
 
-@attrs.frozen
+@variant("progress")
 class ParseDocumentProgress:
-    type: Literal["progress"] = attrs.field(default="progress", init=False)
     progress: float
 
 
-@attrs.frozen
+@variant("result")
 class ParseDocumentResult:
-    type: Literal["result"] = attrs.field(default="result", init=False)
     content: str
     parser: DocumentParsingLibraryIdentifier
 
@@ -180,67 +177,52 @@ class RetrievalResult:
 # ``step`` is ``loading``, ``chunking`` or ``embedding``.
 
 
-@attrs.frozen
+@variant("onFileProcessList")
 class RetrieveOnFileProcessList:
-    type: Literal["onFileProcessList"] = attrs.field(default="onFileProcessList", init=False)
     indices: list[int]
 
 
-@attrs.frozen
+@variant("onFileProcessingStart")
 class RetrieveOnFileProcessingStart:
-    type: Literal["onFileProcessingStart"] = attrs.field(
-        default="onFileProcessingStart", init=False
-    )
     index: int
 
 
-@attrs.frozen
+@variant("onFileProcessingEnd")
 class RetrieveOnFileProcessingEnd:
-    type: Literal["onFileProcessingEnd"] = attrs.field(default="onFileProcessingEnd", init=False)
     index: int
 
 
-@attrs.frozen
+@variant("onFileProcessingStepStart")
 class RetrieveOnFileProcessingStepStart:
-    type: Literal["onFileProcessingStepStart"] = attrs.field(
-        default="onFileProcessingStepStart", init=False
-    )
     index: int
     step: str
 
 
-@attrs.frozen
+@variant("onFileProcessingStepProgress")
 class RetrieveOnFileProcessingStepProgress:
-    type: Literal["onFileProcessingStepProgress"] = attrs.field(
-        default="onFileProcessingStepProgress", init=False
-    )
     index: int
     step: str
     progress: float
 
 
-@attrs.frozen
+@variant("onFileProcessingStepEnd")
 class RetrieveOnFileProcessingStepEnd:
-    type: Literal["onFileProcessingStepEnd"] = attrs.field(
-        default="onFileProcessingStepEnd", init=False
-    )
     index: int
     step: str
 
 
-@attrs.frozen
+@variant("onSearchingStart")
 class RetrieveOnSearchingStart:
-    type: Literal["onSearchingStart"] = attrs.field(default="onSearchingStart", init=False)
+    pass
 
 
-@attrs.frozen
+@variant("onSearchingEnd")
 class RetrieveOnSearchingEnd:
-    type: Literal["onSearchingEnd"] = attrs.field(default="onSearchingEnd", init=False)
+    pass
 
 
-@attrs.frozen
+@variant("result")
 class RetrieveResult:
-    type: Literal["result"] = attrs.field(default="result", init=False)
     result: RetrievalResult
 
 

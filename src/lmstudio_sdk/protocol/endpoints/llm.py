@@ -9,12 +9,12 @@ sent ``cancel`` (then ``stats.stop_reason == "userStopped"``). Every
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
+from ..codec import Unknown, register_tagged_union, variant
 from ..kv import KVConfig, KVConfigStack
 from ..merging import Merge, MergeRule, progress_merge
 from ._models import (
@@ -120,79 +120,59 @@ class PromptProcessingDetails:
     unprocessed_prompt_token_count: int
 
 
-@attrs.frozen
+@variant("fragment")
 class PredictFragment:
-    type: Literal["fragment"] = attrs.field(default="fragment", init=False)
     fragment: LLMPredictionFragment
 
 
-@attrs.frozen
+@variant("promptProcessingProgress")
 class PredictPromptProcessingProgress:
     """Prompt processing, 0 to 1, before the first token.
 
     ``details`` is required by the current schema (and JS 2.0) but unknown to older servers.
     """
 
-    type: Literal["promptProcessingProgress"] = attrs.field(
-        default="promptProcessingProgress", init=False
-    )
     progress: float
     details: PromptProcessingDetails | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("toolCallGenerationStart")
 class PredictToolCallGenerationStart:
-    type: Literal["toolCallGenerationStart"] = attrs.field(
-        default="toolCallGenerationStart", init=False
-    )
     tool_call_id: str | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("toolCallGenerationNameReceived")
 class PredictToolCallGenerationNameReceived:
-    type: Literal["toolCallGenerationNameReceived"] = attrs.field(
-        default="toolCallGenerationNameReceived", init=False
-    )
     name: str
 
 
-@attrs.frozen
+@variant("toolCallGenerationArgumentFragmentGenerated")
 class PredictToolCallGenerationArgumentFragmentGenerated:
     """Raw argument text as it streams (not necessarily valid JSON)."""
 
-    type: Literal["toolCallGenerationArgumentFragmentGenerated"] = attrs.field(
-        default="toolCallGenerationArgumentFragmentGenerated", init=False
-    )
     content: str
 
 
-@attrs.frozen
+@variant("toolCallGenerationEnd")
 class PredictToolCallGenerationEnd:
     """One complete tool call; clients may run the tool at once, mid-stream."""
 
-    type: Literal["toolCallGenerationEnd"] = attrs.field(
-        default="toolCallGenerationEnd", init=False
-    )
     tool_call_request: ToolCallRequest
     raw_content: str | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("toolCallGenerationFailed")
 class PredictToolCallGenerationFailed:
     """The model produced a tool call that could not be parsed; there is nothing to answer."""
 
-    type: Literal["toolCallGenerationFailed"] = attrs.field(
-        default="toolCallGenerationFailed", init=False
-    )
     error: SerializedError
     raw_content: str | UnsetType = UNSET
 
 
-@attrs.frozen(kw_only=True)
+@variant("success", kw_only=True)
 class PredictSuccess:
     """The last packet of a prediction, with the configs the server actually used."""
 
-    type: Literal["success"] = attrs.field(default="success", init=False)
     stats: LLMPredictionStats
     model_info: LLMInstanceInfo
     load_model_config: KVConfig

@@ -15,13 +15,13 @@ spec's ``cancel_packet``), and ``cancelDownload`` after ``commit`` started the d
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
 from ...errors import LocalProtocolError
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
+from ..codec import Unknown, register_tagged_union, variant
 from ..merging import LATEST_PROGRESS
 from ..naming import to_camel
 from . import _hub, _plans
@@ -102,17 +102,15 @@ class SearchModelsParameter:
     opts: ModelSearchOpts = attrs.Factory(ModelSearchOpts)
 
 
-@attrs.frozen
+@variant("catalog")
 class CatalogSearchResultIdentifier:
-    type: Literal["catalog"] = attrs.field(default="catalog", init=False)
     identifier: str
 
 
-@attrs.frozen
+@variant("hf")
 class HFSearchResultIdentifier:
     """A Hugging Face repository."""
 
-    type: Literal["hf"] = attrs.field(default="hf", init=False)
     identifier: str
 
 
@@ -166,11 +164,10 @@ class DownloadModelCreationParameter:
     download_identifier: str
 
 
-@attrs.frozen
+@variant("success")
 class DownloadModelSuccess:
     """``default_identifier`` is what to load the downloaded model with."""
 
-    type: Literal["success"] = attrs.field(default="success", init=False)
     default_identifier: str
 
 
@@ -249,11 +246,10 @@ class PushArtifactCreationParameter:
     overrides: Any = UNSET
 
 
-@attrs.frozen
+@variant("message")
 class PushArtifactMessage:
     """A progress message of the push, for display."""
 
-    type: Literal["message"] = attrs.field(default="message", init=False)
     message: str
 
 

@@ -23,7 +23,7 @@ import attrs
 
 from ...errors import LocalProtocolError
 from .._unset import UNSET, UnsetType
-from ..codec import Unknown, register_tagged_union
+from ..codec import Unknown, register_tagged_union, variant
 from ..kv import KVConfigStack
 from ..naming import to_camel
 from ..wire import SerializedError
@@ -133,19 +133,17 @@ class ModelQuery:
     vision: bool | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("query")
 class ModelSpecifierQuery:
     """Select a model by query (what the Python SDK always sends)."""
 
-    type: Literal["query"] = attrs.field(default="query", init=False)
     query: ModelQuery
 
 
-@attrs.frozen
+@variant("instanceReference")
 class ModelSpecifierInstanceReference:
     """Select one loaded instance by its opaque ``instanceReference``."""
 
-    type: Literal["instanceReference"] = attrs.field(default="instanceReference", init=False)
     instance_reference: str
 
 
@@ -189,6 +187,8 @@ class ModelInfoBase:
     selected_variant: str | UnsetType = UNSET
 
 
+# The two model-info variants spell their tag field out instead of using ``variant``: the
+# client reads ``info.type``, and a type checker only sees the fields a class declares.
 @attrs.frozen(kw_only=True)
 class LLMInfo(ModelInfoBase):
     """An LLM on disk."""
@@ -242,11 +242,10 @@ register_tagged_union(ModelInstanceInfo)
 # --- tools -------------------------------------------------------------------------------
 
 
-@attrs.frozen
+@variant("function")
 class ToolCallRequest:
     """A tool call the model made. ``arguments`` may be absent (treat it as ``{}``)."""
 
-    type: Literal["function"] = attrs.field(default="function", init=False)
     name: str
     id: str | UnsetType = UNSET
     arguments: dict[str, Any] | UnsetType = UNSET
@@ -261,45 +260,40 @@ class LLMToolFunction:
     parameters: dict[str, Any] | UnsetType = UNSET
 
 
-@attrs.frozen
+@variant("function")
 class LLMTool:
     """A tool offered to the model (``{"type": "function", "function": {...}}``)."""
 
-    type: Literal["function"] = attrs.field(default="function", init=False)
     function: LLMToolFunction
 
 
 # --- chat history ------------------------------------------------------------------------
 
 
-@attrs.frozen
+@variant("text")
 class TextPart:
-    type: Literal["text"] = attrs.field(default="text", init=False)
     text: str
 
 
-@attrs.frozen
+@variant("file")
 class FilePart:
     """A file uploaded with ``files.uploadFileBase64``; ``file_type`` as the upload returned it."""
 
-    type: Literal["file"] = attrs.field(default="file", init=False)
     name: str
     identifier: str
     size_bytes: int
     file_type: str
 
 
-@attrs.frozen
+@variant("toolCallRequest")
 class ToolCallRequestPart:
-    type: Literal["toolCallRequest"] = attrs.field(default="toolCallRequest", init=False)
     tool_call_request: ToolCallRequest
 
 
-@attrs.frozen
+@variant("toolCallResult")
 class ToolCallResultPart:
     """A tool's result; ``content`` is the JSON-encoded return value."""
 
-    type: Literal["toolCallResult"] = attrs.field(default="toolCallResult", init=False)
     content: str
     tool_call_id: str | UnsetType = UNSET
     name: str | UnsetType = UNSET
@@ -316,37 +310,34 @@ class _MessageText:
     """``.text`` of a chat message: what a reader of the message wants, without the parts."""
 
     __slots__ = ()
+    role: str  # the union's tag, a field of every message class (see ``variant``)
     content: list[Any]
 
     @property
     def text(self) -> str:
         """The message's text parts joined; for a tool message its results, one a line."""
-        if getattr(self, "role", None) == "tool":
+        if self.role == "tool":
             return "\n".join(part.content for part in self.content)
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
 
-@attrs.frozen
+@variant("user", tag="role")
 class UserMessage(_MessageText):
-    role: Literal["user"] = attrs.field(default="user", init=False)
     content: list[UserContentPart]
 
 
-@attrs.frozen
+@variant("system", tag="role")
 class SystemMessage(_MessageText):
-    role: Literal["system"] = attrs.field(default="system", init=False)
     content: list[UserContentPart]
 
 
-@attrs.frozen
+@variant("assistant", tag="role")
 class AssistantMessage(_MessageText):
-    role: Literal["assistant"] = attrs.field(default="assistant", init=False)
     content: list[AssistantContentPart]
 
 
-@attrs.frozen
+@variant("tool", tag="role")
 class ToolMessage(_MessageText):
-    role: Literal["tool"] = attrs.field(default="tool", init=False)
     content: list[ToolCallResultPart]
 
 
@@ -426,18 +417,14 @@ class LLMPredictionStats:
 # --- channel packets without payload -----------------------------------------------------
 
 
-@attrs.frozen
+@variant("cancel")
 class CancelPacket:
     """``{"type": "cancel"}``: asks the server to end a prediction, load or download early."""
 
-    type: Literal["cancel"] = attrs.field(default="cancel", init=False)
 
-
-@attrs.frozen
+@variant("stop")
 class StopPacket:
     """``{"type": "stop"}``: ends ``streamLogs`` and ``retrieve``."""
-
-    type: Literal["stop"] = attrs.field(default="stop", init=False)
 
 
 CancelToServerPacket = CancelPacket | Unknown
@@ -558,27 +545,22 @@ class GetOrLoadCreationParameter:
     load_ttl_ms: int | UnsetType = attrs.field(default=UNSET, validator=_check_positive_int)
 
 
-@attrs.frozen
+@variant("progress")
 class LoadModelProgress:
     """``loadModel`` progress, 0 to 1."""
 
-    type: Literal["progress"] = attrs.field(default="progress", init=False)
     progress: float
 
 
-@attrs.frozen
+@variant("loadProgress")
 class GetOrLoadLoadProgress:
     """``getOrLoad`` progress, 0 to 1."""
 
-    type: Literal["loadProgress"] = attrs.field(default="loadProgress", init=False)
     progress: float
 
 
-@attrs.frozen
+@variant("unloadingOtherJITModel")
 class GetOrLoadUnloadingOtherJITModel:
     """The server unloads another just-in-time loaded model (of either domain) first."""
 
-    type: Literal["unloadingOtherJITModel"] = attrs.field(
-        default="unloadingOtherJITModel", init=False
-    )
     info: ModelInstanceInfo
