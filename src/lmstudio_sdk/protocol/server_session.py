@@ -66,7 +66,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import LMStudioAuthError, LocalProtocolError, RemoteProtocolError
-from . import codec
+from . import codec, wire
 from ._ids import out_of_range_id
 from ._unset import UNSET
 from .codec import Unknown
@@ -85,34 +85,6 @@ from .events import (
 )
 from .identity import IdentityRegistry
 from .session import MAX_WARNINGS, SessionState, endpoint_label
-from .wire import (
-    AuthPacket,
-    AuthResult,
-    ChannelAck,
-    ChannelClose,
-    ChannelCreate,
-    ChannelError,
-    ChannelSend,
-    CommunicationWarning,
-    KeepAlive,
-    KeepAliveAck,
-    RpcCall,
-    RpcError,
-    RpcResult,
-    SerializedError,
-    SignalSubscribe,
-    SignalUnsubscribe,
-    WritableSignalSubscribe,
-    WritableSignalUnsubscribe,
-    WritableSignalUpdate,
-    decode_client_message,
-    decode_payload,
-    dumps_frame,
-    encode,
-    encode_payload,
-    parse_json,
-    warning_kind,
-)
 
 __all__ = ["IdentityRegistry", "ServerSession"]
 
@@ -165,17 +137,17 @@ class ServerSession:
         self._calls: dict[int, list[RpcSpec]] = {}
         self._channels: dict[int, ChannelSpec] = {}
         self._handlers: dict[type, _Handler] = {
-            RpcCall: self._on_rpc_call,
-            ChannelCreate: self._on_channel_create,
-            ChannelSend: self._on_channel_send,
-            ChannelAck: self._on_channel_ack,
-            SignalSubscribe: self._on_signal_subscribe,
-            WritableSignalSubscribe: self._on_signal_subscribe,
-            SignalUnsubscribe: self._on_signal_unsubscribe,
-            WritableSignalUnsubscribe: self._on_signal_unsubscribe,
-            WritableSignalUpdate: self._on_writable_signal_update,
-            CommunicationWarning: self._on_warning,
-            KeepAlive: self._on_keep_alive,
+            wire.RpcCall: self._on_rpc_call,
+            wire.ChannelCreate: self._on_channel_create,
+            wire.ChannelSend: self._on_channel_send,
+            wire.ChannelAck: self._on_channel_ack,
+            wire.SignalSubscribe: self._on_signal_subscribe,
+            wire.WritableSignalSubscribe: self._on_signal_subscribe,
+            wire.SignalUnsubscribe: self._on_signal_unsubscribe,
+            wire.WritableSignalUnsubscribe: self._on_signal_unsubscribe,
+            wire.WritableSignalUpdate: self._on_writable_signal_update,
+            wire.CommunicationWarning: self._on_warning,
+            wire.KeepAlive: self._on_keep_alive,
             Unknown: self._on_unknown,
         }
 
@@ -219,7 +191,7 @@ class ServerSession:
         """Process one inbound frame; return its events (then drain :meth:`data_to_send`)."""
         if self._state is SessionState.OPEN:
             try:
-                message = decode_client_message(text)
+                message = wire.decode_client_message(text)
             except RemoteProtocolError as exc:
                 return [MessageIgnored(str(exc))]
             bad_id = out_of_range_id(message)
@@ -238,7 +210,9 @@ class ServerSession:
     def _receive_auth(self, text: str | bytes) -> list[ServerEvent]:
         what = "authentication packet"
         try:
-            packet: AuthPacket = codec.structure(parse_json(text, what=what), AuthPacket, what=what)
+            packet: wire.AuthPacket = codec.structure(
+                wire.parse_json(text, what=what), wire.AuthPacket, what=what
+            )
         except RemoteProtocolError as exc:
             # The reference logs and ignores it, and keeps waiting for a valid one.
             return [MessageIgnored(f"{exc}; still waiting for authentication")]
@@ -247,14 +221,14 @@ class ServerSession:
             self._registry.acquire(identifier, packet.client_passkey)
         except LMStudioAuthError as exc:
             self._state = SessionState.CLOSED
-            self._outbox.append(encode(AuthResult(success=False, error=str(exc))))
+            self._outbox.append(wire.encode(wire.AuthResult(success=False, error=str(exc))))
             return [AuthenticationRejected(identifier, str(exc))]
         self._state = SessionState.OPEN
         self._client_identifier = identifier
-        self._outbox.append(encode(AuthResult(success=True)))
+        self._outbox.append(wire.encode(wire.AuthResult(success=True)))
         return [ClientAuthenticated(identifier)]
 
-    def _on_rpc_call(self, message: RpcCall) -> list[ServerEvent]:
+    def _on_rpc_call(self, message: wire.RpcCall) -> list[ServerEvent]:
         spec = self._rpcs.get(message.endpoint)
         if spec is None:
             reason = f"Received rpcCall for unknown endpoint, endpoint = {message.endpoint}"
@@ -262,30 +236,30 @@ class ServerSession:
             return self._reject(
                 "rpcEndpointUnknown",
                 reason,
-                RpcError(message.call_id, error) if self._strict else None,
+                wire.RpcError(message.call_id, error) if self._strict else None,
             )
         try:
             parameter = _decode_input(spec.parameter, message.parameter, what="parameter")
         except RemoteProtocolError as exc:
             reason = f"Received invalid parameter for rpcCall, endpointName = {spec.name}: {exc}"
-            error = SerializedError(
+            error = wire.SerializedError(
                 title=f"Invalid parameter for {endpoint_label(spec)}", cause=str(exc)
             )
             return self._reject(
                 "rpcParameterTypeError",
                 reason,
-                RpcError(message.call_id, error) if self._strict else None,
+                wire.RpcError(message.call_id, error) if self._strict else None,
             )
         self._calls.setdefault(message.call_id, []).append(spec)
         return [CallReceived(message.call_id, spec, parameter)]
 
-    def _on_channel_create(self, message: ChannelCreate) -> list[ServerEvent]:
+    def _on_channel_create(self, message: wire.ChannelCreate) -> list[ServerEvent]:
         channel_id = message.channel_id
         spec = self._channel_specs.get(message.endpoint)
         if spec is None:
             reason = f"Received channelCreate for unknown endpoint, endpoint = {message.endpoint}"
             error = self._unknown_endpoint("channel", message.endpoint)
-            reply = ChannelError(channel_id, error) if self._strict else None
+            reply = wire.ChannelError(channel_id, error) if self._strict else None
             return self._reject("channelEndpointUnknown", reason, reply)
         if channel_id in self._channels:
             # Never an error reply: a channelError with this id would end the open channel.
@@ -299,15 +273,15 @@ class ServerSession:
             reason = (
                 f"Received invalid creationParameter for channel, endpointName = {spec.name}: {exc}"
             )
-            error = SerializedError(
+            error = wire.SerializedError(
                 title=f"Invalid creation parameter for {endpoint_label(spec)}", cause=str(exc)
             )
-            reply = ChannelError(channel_id, error) if self._strict else None
+            reply = wire.ChannelError(channel_id, error) if self._strict else None
             return self._reject("channelCreationParameterTypeError", reason, reply)
         self._channels[channel_id] = spec
         return [ChannelOpened(channel_id, spec, parameter)]
 
-    def _on_channel_send(self, message: ChannelSend) -> list[ServerEvent]:
+    def _on_channel_send(self, message: wire.ChannelSend) -> list[ServerEvent]:
         spec = self._channels.get(message.channel_id)
         if spec is None:
             # Also what a late cancel for a channel the server already ended gets.
@@ -317,7 +291,7 @@ class ServerSession:
             reason = f"Received message for channel {spec.name}, which takes no client messages"
             return self._reject("channelMessageTypeError", reason)
         try:
-            packet = decode_payload(message.message, spec.to_server, what="message")
+            packet = wire.decode_payload(message.message, spec.to_server, what="message")
             if isinstance(packet, Unknown):
                 # Clients read unknown packets leniently; the server validates them against
                 # a closed union, as the reference does, so handlers never see one.
@@ -327,53 +301,53 @@ class ServerSession:
             return self._reject("channelMessageTypeError", reason)
         return [ChannelPacketReceived(message.channel_id, packet)]
 
-    def _on_channel_ack(self, message: ChannelAck) -> list[ServerEvent]:
+    def _on_channel_ack(self, message: wire.ChannelAck) -> list[ServerEvent]:
         if message.channel_id in self._channels:
             return []  # no endpoint uses acks
         reason = f"Received channelAck for unknown channel, channelId = {message.channel_id}"
         return self._reject("channelUnknown", reason)
 
     def _on_signal_subscribe(
-        self, message: SignalSubscribe | WritableSignalSubscribe
+        self, message: wire.SignalSubscribe | wire.WritableSignalSubscribe
     ) -> list[ServerEvent]:
         # No public namespace declares signals, so every endpoint is unknown.
-        prefix = "signal" if isinstance(message, SignalSubscribe) else "writableSignal"
+        prefix = "signal" if isinstance(message, wire.SignalSubscribe) else "writableSignal"
         reason = f"Received {prefix}Subscribe for unknown endpoint, endpoint = {message.endpoint}"
         return self._reject(f"{prefix}EndpointUnknown", reason)
 
     def _on_signal_unsubscribe(
-        self, message: SignalUnsubscribe | WritableSignalUnsubscribe
+        self, message: wire.SignalUnsubscribe | wire.WritableSignalUnsubscribe
     ) -> list[ServerEvent]:
         return []  # the reference silently remembers it; with no signals there is nothing to do
 
-    def _on_writable_signal_update(self, message: WritableSignalUpdate) -> list[ServerEvent]:
+    def _on_writable_signal_update(self, message: wire.WritableSignalUpdate) -> list[ServerEvent]:
         reason = (
             f"Received writableSignalUpdate for unknown subscription, "
             f"subscribeId = {message.subscribe_id}"
         )
         return self._reject("writableSignalUnknown", reason)
 
-    def _on_warning(self, message: CommunicationWarning) -> list[ServerEvent]:
-        return [WarningReceived(message.warning, warning_kind(message.kind))]
+    def _on_warning(self, message: wire.CommunicationWarning) -> list[ServerEvent]:
+        return [WarningReceived(message.warning, wire.warning_kind(message.kind))]
 
-    def _on_keep_alive(self, message: KeepAlive) -> list[ServerEvent]:
-        self._outbox.append(encode(KeepAliveAck()))
+    def _on_keep_alive(self, message: wire.KeepAlive) -> list[ServerEvent]:
+        self._outbox.append(wire.encode(wire.KeepAliveAck()))
         return []
 
     def _on_unknown(self, message: Unknown) -> list[ServerEvent]:
         return [MessageIgnored(f"unknown message type {message.type!r}")]
 
-    def _unknown_endpoint(self, kind: str, endpoint: str) -> SerializedError:
-        return SerializedError(
+    def _unknown_endpoint(self, kind: str, endpoint: str) -> wire.SerializedError:
+        return wire.SerializedError(
             title=f'Unknown {kind} endpoint "{endpoint}" in namespace "{self._namespace}"',
             suggestion="Make sure the SDK and the server are up to date and compatible.",
         )
 
     def _reject(
-        self, kind: str, reason: str, error_reply: RpcError | ChannelError | None = None
+        self, kind: str, reason: str, error_reply: wire.RpcError | wire.ChannelError | None = None
     ) -> list[ServerEvent]:
         if error_reply is not None:
-            self._outbox.append(encode(error_reply))
+            self._outbox.append(wire.encode(error_reply))
         else:
             frame = self.warn(reason, kind)
             if frame is not None:
@@ -389,7 +363,7 @@ class ServerSession:
         if self._warnings_sent >= MAX_WARNINGS:
             return None
         self._warnings_sent += 1
-        return encode(CommunicationWarning(warning, kind))
+        return wire.encode(wire.CommunicationWarning(warning, kind))
 
     # ------------------------------------------------------------------ outbound
 
@@ -408,18 +382,18 @@ class ServerSession:
                 )
             raw = UNSET
         else:
-            raw = encode_payload(result, spec.result, what=what)
+            raw = wire.encode_payload(result, spec.result, what=what)
             if raw is None:
                 raw = UNSET
-        frame = encode(RpcResult(call_id, raw), what=what)
+        frame = wire.encode(wire.RpcResult(call_id, raw), what=what)
         self._finish_call(call_id)
         return frame
 
-    def reply_error(self, call_id: int, error: SerializedError | BaseException) -> str:
+    def reply_error(self, call_id: int, error: wire.SerializedError | BaseException) -> str:
         """Return the ``rpcError`` frame answering ``call_id`` (an exception is serialised
         with :meth:`SerializedError.from_exception`)."""
         self._pending_call(call_id)
-        frame = encode(RpcError(call_id, _serialized(error)))
+        frame = wire.encode(wire.RpcError(call_id, _serialized(error)))
         self._finish_call(call_id)
         return frame
 
@@ -435,24 +409,24 @@ class ServerSession:
         spec = self._open_channel(channel_id)
         what = f"packet of {endpoint_label(spec)}"
         if check:
-            raw = encode_payload(packet, spec.to_client, what=what)
+            raw = wire.encode_payload(packet, spec.to_client, what=what)
         else:
             raw = codec.unstructure(packet, spec.to_client, what=what)
         # Built directly: this is the hot path of a streaming prediction, and ``raw`` is
         # already plain JSON (re-unstructuring it through ChannelSend would copy it).
         frame = {"type": "channelSend", "channelId": channel_id, "message": raw}
-        return dumps_frame(frame, what=what)
+        return wire.dumps_frame(frame, what=what)
 
     def close_channel(self, channel_id: int) -> str:
         """Return the ``channelClose`` frame that ends the channel normally."""
         self._open_channel(channel_id)
         del self._channels[channel_id]
-        return encode(ChannelClose(channel_id))
+        return wire.encode(wire.ChannelClose(channel_id))
 
-    def fail_channel(self, channel_id: int, error: SerializedError | BaseException) -> str:
+    def fail_channel(self, channel_id: int, error: wire.SerializedError | BaseException) -> str:
         """Return the ``channelError`` frame that ends the channel with ``error``."""
         self._open_channel(channel_id)
-        frame = encode(ChannelError(channel_id, _serialized(error)))
+        frame = wire.encode(wire.ChannelError(channel_id, _serialized(error)))
         del self._channels[channel_id]
         return frame
 
@@ -464,7 +438,7 @@ class ServerSession:
         if self._state is not SessionState.AWAITING_AUTH:
             return None
         self._state = SessionState.CLOSED
-        return encode(AuthResult(success=False, error="Authentication timed out"))
+        return wire.encode(wire.AuthResult(success=False, error="Authentication timed out"))
 
     def connection_lost(self) -> ClientDisconnected:
         """The socket closed: release the identity and say what was still running.
@@ -528,14 +502,14 @@ def _decode_input(tp: Any, raw: Any, *, what: str) -> Any:
         if raw is not UNSET:
             raise RemoteProtocolError(f"{what} must be left out: the endpoint takes none")
         return None
-    return decode_payload(raw, tp, what=what)
+    return wire.decode_payload(raw, tp, what=what)
 
 
-def _serialized(error: SerializedError | BaseException) -> SerializedError:
-    if isinstance(error, SerializedError):
+def _serialized(error: wire.SerializedError | BaseException) -> wire.SerializedError:
+    if isinstance(error, wire.SerializedError):
         return error
     if isinstance(error, BaseException):
-        return SerializedError.from_exception(error)
+        return wire.SerializedError.from_exception(error)
     raise LocalProtocolError(
         f"an error reply takes a SerializedError or an exception, not {type(error).__name__}"
     )

@@ -83,53 +83,12 @@ from typing import Any
 import attrs
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from . import codec
+from . import codec, events, wire
 from ._salvage import salvage_too_deep, string_error_as_object
 from ._unset import UNSET, UnsetType
 from .codec import Unknown
 from .endpoints._spec import ChannelSpec, RpcSpec
-from .events import (
-    Authenticated,
-    AuthenticationFailed,
-    ChannelClosed,
-    ChannelFailed,
-    ChannelPacketReceived,
-    ClientEvent,
-    ConnectionLost,
-    KeepAliveAcknowledged,
-    PayloadInvalid,
-    RpcFailed,
-    RpcSucceeded,
-    StrayMessageReceived,
-    UnknownMessageReceived,
-    WarningReceived,
-)
 from .hot_packets import packet_hook
-from .wire import (
-    AuthPacket,
-    AuthResult,
-    ChannelAck,
-    ChannelClose,
-    ChannelCreate,
-    ChannelError,
-    ChannelSend,
-    CommunicationWarning,
-    KeepAlive,
-    KeepAliveAck,
-    RpcError,
-    RpcResult,
-    ServerToClient,
-    SignalError,
-    SignalUpdate,
-    WritableSignalError,
-    WritableSignalUpdate,
-    decode_payload,
-    encode,
-    encode_payload,
-    encode_rpc_call,
-    parse_json,
-    warning_kind,
-)
 
 __all__ = [
     "API_TOKEN_PATTERN",
@@ -190,7 +149,7 @@ class _Channel:
     structure: Callable[[Any, Any], Any] | None = None
 
 
-_Handler = Callable[[Any], list[ClientEvent]]
+_Handler = Callable[[Any], list[events.ClientEvent]]
 
 
 class ClientSession:
@@ -205,7 +164,7 @@ class ClientSession:
         self, client_identifier: str, client_passkey: str, *, namespace: str | None = None
     ) -> None:
         try:
-            self._auth_packet = AuthPacket(client_identifier, client_passkey)
+            self._auth_packet = wire.AuthPacket(client_identifier, client_passkey)
         except (TypeError, ValueError) as exc:
             raise LocalProtocolError(f"invalid client credentials: {exc}") from None
         self._namespace = namespace
@@ -217,18 +176,18 @@ class ClientSession:
         self._channels: dict[int, _Channel] = {}
         self._warnings_sent = 0
         self._handlers: dict[type, _Handler] = {
-            RpcResult: self._on_rpc_result,
-            RpcError: self._on_rpc_error,
-            ChannelSend: self._on_channel_send,
-            ChannelClose: self._on_channel_close,
-            ChannelError: self._on_channel_error,
-            ChannelAck: self._on_channel_ack,
-            CommunicationWarning: self._on_warning,
-            KeepAliveAck: self._on_keep_alive_ack,
-            SignalUpdate: self._on_signal_message,
-            SignalError: self._on_signal_message,
-            WritableSignalUpdate: self._on_signal_message,
-            WritableSignalError: self._on_signal_message,
+            wire.RpcResult: self._on_rpc_result,
+            wire.RpcError: self._on_rpc_error,
+            wire.ChannelSend: self._on_channel_send,
+            wire.ChannelClose: self._on_channel_close,
+            wire.ChannelError: self._on_channel_error,
+            wire.ChannelAck: self._on_channel_ack,
+            wire.CommunicationWarning: self._on_warning,
+            wire.KeepAliveAck: self._on_keep_alive_ack,
+            wire.SignalUpdate: self._on_signal_message,
+            wire.SignalError: self._on_signal_message,
+            wire.WritableSignalUpdate: self._on_signal_message,
+            wire.WritableSignalError: self._on_signal_message,
             Unknown: self._on_unknown,
         }
 
@@ -279,7 +238,7 @@ class ClientSession:
                 f"start() was already called (the session is {self._state.value})"
             )
         self._state = SessionState.AWAITING_AUTH
-        return encode(self._auth_packet)
+        return wire.encode(self._auth_packet)
 
     def call(self, spec: RpcSpec, parameter: Any = UNSET) -> tuple[int, str]:
         """Start an RPC; return its call id and the ``rpcCall`` frame to send.
@@ -291,7 +250,7 @@ class ClientSession:
         what = f"parameter of {endpoint_label(spec)}"
         raw = _encode_input(spec.parameter, parameter, what=what)
         call_id = self._next_call_id
-        frame = encode_rpc_call(spec.name, call_id, raw, what=what)
+        frame = wire.encode_rpc_call(spec.name, call_id, raw, what=what)
         self._next_call_id += 1
         self._calls[call_id] = spec
         return call_id, frame
@@ -308,7 +267,7 @@ class ClientSession:
         what = f"creation parameter of {endpoint_label(spec)}"
         raw = _encode_input(spec.creation_parameter, creation_parameter, what=what)
         channel_id = self._next_channel_id
-        frame = encode(ChannelCreate(spec.name, channel_id, raw), what=what)
+        frame = wire.encode(wire.ChannelCreate(spec.name, channel_id, raw), what=what)
         self._next_channel_id += 1
         self._channels[channel_id] = _Channel(spec)
         return channel_id, frame
@@ -324,8 +283,10 @@ class ClientSession:
         spec = channel.spec
         if spec.to_server is None:
             raise LocalProtocolError(f"{endpoint_label(spec)} takes no packets from the client")
-        raw = encode_payload(packet, spec.to_server, what=f"packet for {endpoint_label(spec)}")
-        return encode(ChannelSend(channel_id, raw), what=f"packet for {endpoint_label(spec)}")
+        raw = wire.encode_payload(packet, spec.to_server, what=f"packet for {endpoint_label(spec)}")
+        return wire.encode(
+            wire.ChannelSend(channel_id, raw), what=f"packet for {endpoint_label(spec)}"
+        )
 
     def cancel_channel(self, channel_id: int) -> str | None:
         """Return the frame that asks the server to end the channel early, or ``None``.
@@ -349,8 +310,8 @@ class ClientSession:
         if to_server is None:
             raw = codec.unstructure(cancel_packet, what=what)
         else:
-            raw = encode_payload(cancel_packet, to_server, what=what)
-        frame = encode(ChannelSend(channel_id, raw), what=what)
+            raw = wire.encode_payload(cancel_packet, to_server, what=what)
+        frame = wire.encode(wire.ChannelSend(channel_id, raw), what=what)
         channel.cancelled = True
         return frame
 
@@ -382,20 +343,20 @@ class ClientSession:
         if self._warnings_sent >= MAX_WARNINGS:
             return None
         self._warnings_sent += 1
-        return encode(CommunicationWarning(warning, kind))
+        return wire.encode(wire.CommunicationWarning(warning, kind))
 
     def keep_alive(self) -> str:
         """Return a ``keepAlive`` frame (the server answers ``keepAliveAck``)."""
         self._require_open("send a keep-alive")
-        return encode(KeepAlive())
+        return wire.encode(wire.KeepAlive())
 
-    def connection_lost(self) -> ConnectionLost:
+    def connection_lost(self) -> events.ConnectionLost:
         """The socket is gone: close the session and say what was in flight.
 
         Every call and every channel with a listener in the result must be failed by the
         driver. Calling it again returns an empty :class:`ConnectionLost`.
         """
-        lost = ConnectionLost(
+        lost = events.ConnectionLost(
             pending_calls=tuple(self._calls),
             open_channels=tuple(cid for cid, ch in self._channels.items() if not ch.abandoned),
         )
@@ -407,7 +368,7 @@ class ClientSession:
 
     # ------------------------------------------------------------------ inbound
 
-    def receive_text(self, text: str | bytes) -> list[ClientEvent]:
+    def receive_text(self, text: str | bytes) -> list[events.ClientEvent]:
         """Process one inbound frame and return what happened (at most one event).
 
         A frame that is not JSON or whose envelope is malformed raises
@@ -415,7 +376,7 @@ class ClientSession:
         """
         if self._state is SessionState.OPEN:
             try:
-                raw = parse_json(text)
+                raw = wire.parse_json(text)
             except RemoteProtocolError as exc:  # too deep: maybe only one channel's loss
                 return salvage_too_deep(self, text, exc)
             # Fast path for the hottest frame, a plain ``channelSend``: no envelope object.
@@ -428,9 +389,9 @@ class ClientSession:
                 return self._on_channel_packet(raw["channelId"], raw.get("message", UNSET))
             kind = type(raw) is dict and raw.get("type")  # and for a reply: no union to decode
             if kind == "rpcResult" and type(raw.get("callId")) is int:
-                return self._on_rpc_result(RpcResult(raw["callId"], raw.get("result", UNSET)))
+                return self._on_rpc_result(wire.RpcResult(raw["callId"], raw.get("result", UNSET)))
             raw = string_error_as_object(raw)
-            message: ServerToClient = codec.structure(raw, ServerToClient, what="frame")
+            message: wire.ServerToClient = codec.structure(raw, wire.ServerToClient, what="frame")
             return self._handlers[type(message)](message)
         if self._state is SessionState.AWAITING_AUTH:
             return self._receive_auth_result(text)
@@ -438,60 +399,62 @@ class ClientSession:
             raise LocalProtocolError("receive_text() before start(): send the auth frame first")
         raise LocalProtocolError("the session is closed: no more frames can be processed")
 
-    def _receive_auth_result(self, text: str | bytes) -> list[ClientEvent]:
+    def _receive_auth_result(self, text: str | bytes) -> list[events.ClientEvent]:
         what = "authentication reply"
-        reply: AuthResult = codec.structure(parse_json(text, what=what), AuthResult, what=what)
+        reply: wire.AuthResult = codec.structure(
+            wire.parse_json(text, what=what), wire.AuthResult, what=what
+        )
         if reply.success:
             self._state = SessionState.OPEN
-            return [Authenticated()]
+            return [events.Authenticated()]
         self._state = SessionState.CLOSED
         reason = reply.error if isinstance(reply.error, str) else "no reason given"
-        return [AuthenticationFailed(reason)]
+        return [events.AuthenticationFailed(reason)]
 
-    def _on_rpc_result(self, message: RpcResult) -> list[ClientEvent]:
+    def _on_rpc_result(self, message: wire.RpcResult) -> list[events.ClientEvent]:
         spec = self._calls.pop(message.call_id, None)
         if spec is None:
             return self._stray_reply(message)
         if spec.result is None:
             # A void endpoint: whatever came back is ignored, as zod's void would.
-            return [RpcSucceeded(message.call_id, None)]
+            return [events.RpcSucceeded(message.call_id, None)]
         try:
-            result = decode_payload(
+            result = wire.decode_payload(
                 message.result, spec.result, what=f"result of {endpoint_label(spec)}"
             )
         except RemoteProtocolError as exc:
-            return [PayloadInvalid(exc, call_id=message.call_id)]
-        return [RpcSucceeded(message.call_id, result)]
+            return [events.PayloadInvalid(exc, call_id=message.call_id)]
+        return [events.RpcSucceeded(message.call_id, result)]
 
-    def _on_rpc_error(self, message: RpcError) -> list[ClientEvent]:
+    def _on_rpc_error(self, message: wire.RpcError) -> list[events.ClientEvent]:
         if self._calls.pop(message.call_id, None) is None:
             return self._stray_reply(message)
-        return [RpcFailed(message.call_id, message.error)]
+        return [events.RpcFailed(message.call_id, message.error)]
 
-    def _stray_reply(self, message: RpcResult | RpcError) -> list[ClientEvent]:
+    def _stray_reply(self, message: wire.RpcResult | wire.RpcError) -> list[events.ClientEvent]:
         if message.call_id in self._forgotten_calls:
             self._forgotten_calls.discard(message.call_id)
             return []
         answered = 0 < message.call_id < self._next_call_id
         reason = "has already been answered" if answered else "was never made"
-        return [StrayMessageReceived(message, f"call {message.call_id} {reason}")]
+        return [events.StrayMessageReceived(message, f"call {message.call_id} {reason}")]
 
-    def _on_channel_send(self, message: ChannelSend) -> list[ClientEvent]:
+    def _on_channel_send(self, message: wire.ChannelSend) -> list[events.ClientEvent]:
         channel = self._channels.get(message.channel_id)
         if channel is None:
             return self._stray_channel_message(message)
         return self._decode_channel_packet(channel, message.channel_id, message.message)
 
-    def _on_channel_packet(self, channel_id: int, payload: Any) -> list[ClientEvent]:
+    def _on_channel_packet(self, channel_id: int, payload: Any) -> list[events.ClientEvent]:
         """A ``channelSend`` without ``ackId`` whose envelope was checked by hand."""
         channel = self._channels.get(channel_id)
         if channel is None:
-            return self._stray_channel_message(ChannelSend(channel_id, payload))
+            return self._stray_channel_message(wire.ChannelSend(channel_id, payload))
         return self._decode_channel_packet(channel, channel_id, payload)
 
     def _decode_channel_packet(
         self, channel: _Channel, channel_id: int, payload: Any
-    ) -> list[ClientEvent]:
+    ) -> list[events.ClientEvent]:
         if channel.abandoned:
             return []
         spec = channel.spec
@@ -500,30 +463,32 @@ class ClientSession:
                 hook = channel.structure
                 if hook is None:
                     hook = channel.structure = packet_hook(spec.to_client)
-                return [ChannelPacketReceived(channel_id, hook(payload, spec.to_client))]
+                return [events.ChannelPacketReceived(channel_id, hook(payload, spec.to_client))]
             except Exception:  # decoded again below, for the error's wording
                 pass
         what = f"packet of {endpoint_label(spec)}"
         try:
-            packet = decode_payload(payload, spec.to_client, what=what)
+            packet = wire.decode_payload(payload, spec.to_client, what=what)
         except RemoteProtocolError as exc:
             channel.abandoned = True
-            return [PayloadInvalid(exc, channel_id=channel_id)]
-        return [ChannelPacketReceived(channel_id, packet)]
+            return [events.PayloadInvalid(exc, channel_id=channel_id)]
+        return [events.ChannelPacketReceived(channel_id, packet)]
 
-    def _on_channel_close(self, message: ChannelClose) -> list[ClientEvent]:
+    def _on_channel_close(self, message: wire.ChannelClose) -> list[events.ClientEvent]:
         channel = self._channels.pop(message.channel_id, None)
         if channel is None:
             return self._stray_channel_message(message)
-        return [] if channel.abandoned else [ChannelClosed(message.channel_id)]
+        return [] if channel.abandoned else [events.ChannelClosed(message.channel_id)]
 
-    def _on_channel_error(self, message: ChannelError) -> list[ClientEvent]:
+    def _on_channel_error(self, message: wire.ChannelError) -> list[events.ClientEvent]:
         channel = self._channels.pop(message.channel_id, None)
         if channel is None:
             return self._stray_channel_message(message)
-        return [] if channel.abandoned else [ChannelFailed(message.channel_id, message.error)]
+        return (
+            [] if channel.abandoned else [events.ChannelFailed(message.channel_id, message.error)]
+        )
 
-    def _on_channel_ack(self, message: ChannelAck) -> list[ClientEvent]:
+    def _on_channel_ack(self, message: wire.ChannelAck) -> list[events.ClientEvent]:
         # Acks exist in the envelope but no endpoint uses them; one for an open channel
         # needs nothing from us.
         if message.channel_id in self._channels:
@@ -531,27 +496,27 @@ class ClientSession:
         return self._stray_channel_message(message)
 
     def _stray_channel_message(
-        self, message: ChannelSend | ChannelClose | ChannelError | ChannelAck
-    ) -> list[ClientEvent]:
+        self, message: wire.ChannelSend | wire.ChannelClose | wire.ChannelError | wire.ChannelAck
+    ) -> list[events.ClientEvent]:
         if self._channel_has_ended(message.channel_id):
-            if isinstance(message, ChannelClose):
+            if isinstance(message, wire.ChannelClose):
                 return []  # a late close for a channel already ended: harmless
             reason = f"channel {message.channel_id} has already ended"
         else:
             reason = f"channel {message.channel_id} was never opened"
-        return [StrayMessageReceived(message, reason)]
+        return [events.StrayMessageReceived(message, reason)]
 
-    def _on_warning(self, message: CommunicationWarning) -> list[ClientEvent]:
-        return [WarningReceived(message.warning, warning_kind(message.kind))]
+    def _on_warning(self, message: wire.CommunicationWarning) -> list[events.ClientEvent]:
+        return [events.WarningReceived(message.warning, wire.warning_kind(message.kind))]
 
-    def _on_keep_alive_ack(self, message: KeepAliveAck) -> list[ClientEvent]:
-        return [KeepAliveAcknowledged()]
+    def _on_keep_alive_ack(self, message: wire.KeepAliveAck) -> list[events.ClientEvent]:
+        return [events.KeepAliveAcknowledged()]
 
-    def _on_signal_message(self, message: ServerToClient) -> list[ClientEvent]:
-        return [StrayMessageReceived(message, "this client subscribes to no signals")]
+    def _on_signal_message(self, message: wire.ServerToClient) -> list[events.ClientEvent]:
+        return [events.StrayMessageReceived(message, "this client subscribes to no signals")]
 
-    def _on_unknown(self, message: Unknown) -> list[ClientEvent]:
-        return [UnknownMessageReceived(message.type, message.raw)]
+    def _on_unknown(self, message: Unknown) -> list[events.ClientEvent]:
+        return [events.UnknownMessageReceived(message.type, message.raw)]
 
     # ------------------------------------------------------------------ helpers
 
@@ -597,4 +562,4 @@ def _encode_input(tp: Any, value: Any, *, what: str) -> Any:
         return UNSET
     if value is UNSET:
         raise LocalProtocolError(f"{what} is required")
-    return encode_payload(value, tp, what=what)
+    return wire.encode_payload(value, tp, what=what)
