@@ -126,14 +126,8 @@ def model_endpoints(
     )
 
     def channel(name: str, creation_parameter: type, to_client: Any) -> ChannelSpec:
-        return ChannelSpec(
-            namespace,
-            name,
-            creation_parameter,
-            to_client,
-            shared.CancelToServerPacket,
-            shared.CancelPacket(),
-            merge=LATEST_PROGRESS,
+        return shared.cancellable_channel(
+            namespace, name, creation_parameter, to_client, merge=LATEST_PROGRESS
         )
 
     return ModelEndpoints(

@@ -15,7 +15,7 @@ from ..codec import Unknown, converter, register_tagged_union, variant
 from ..kv import KVConfig
 from ..merging import LATEST_PROGRESS
 from ._spec import ChannelSpec, RpcSpec
-from .shared import CancelPacket, CancelToServerPacket, StopPacket, StopToServerPacket
+from .shared import StopPacket, StopToServerPacket, cancellable_channel
 
 __all__ = [
     "GET_DOCUMENT_PARSING_LIBRARY",
@@ -265,12 +265,10 @@ RETRIEVE = ChannelSpec(
     StopPacket(),
     merge=LATEST_PROGRESS,
 )
-PARSE_DOCUMENT = ChannelSpec(
+PARSE_DOCUMENT = cancellable_channel(
     NAMESPACE,
     "parseDocument",
     ParseDocumentCreationParameter,
     ParseDocumentToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
     merge=LATEST_PROGRESS,
 )

@@ -25,10 +25,8 @@ from ._models import (
     LoadModelSuccess,
     model_endpoints,
 )
-from ._spec import ChannelSpec, RpcSpec
+from ._spec import RpcSpec
 from .shared import (
-    CancelPacket,
-    CancelToServerPacket,
     ChatHistoryData,
     LLMInfo,
     LLMInstanceInfo,
@@ -38,6 +36,7 @@ from .shared import (
     ModelSpecifier,
     SerializedError,
     ToolCallRequest,
+    cancellable_channel,
 )
 
 __all__ = [
@@ -292,21 +291,13 @@ def _join_prediction(parts: Sequence[Any]) -> Any:
 PREDICTION_MERGE = MergeRule(_prediction_merge, _join_prediction)
 """``predict``/``completeRawText``: text and argument fragments join; latest progress."""
 
-PREDICT = ChannelSpec(
-    NAMESPACE,
-    "predict",
-    PredictCreationParameter,
-    PredictToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
-    merge=PREDICTION_MERGE,
+PREDICT = cancellable_channel(
+    NAMESPACE, "predict", PredictCreationParameter, PredictToClientPacket, merge=PREDICTION_MERGE
 )
-COMPLETE_RAW_TEXT = ChannelSpec(
+COMPLETE_RAW_TEXT = cancellable_channel(
     NAMESPACE,
     "completeRawText",
     CompleteRawTextCreationParameter,
     CompleteRawTextToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
     merge=PREDICTION_MERGE,
 )

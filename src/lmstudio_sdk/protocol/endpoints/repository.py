@@ -29,7 +29,7 @@ from ._checks import _check_kebab_case, _check_kebab_case_with_dots, _check_limi
 from ._hub import *  # noqa: F403
 from ._plans import *  # noqa: F403
 from ._spec import ChannelSpec, RpcSpec
-from .shared import CancelPacket, CancelToServerPacket
+from .shared import cancellable_channel
 
 __all__ = [
     "CREATE_DOWNLOAD_PLAN",
@@ -321,22 +321,18 @@ LM_LINK_SET_PREFERRED_DEVICE: RpcSpec[LmLinkSetPreferredDeviceParameter, None] =
     NAMESPACE, "lmLinkSetPreferredDevice", LmLinkSetPreferredDeviceParameter, None
 )
 
-DOWNLOAD_MODEL = ChannelSpec(
+DOWNLOAD_MODEL = cancellable_channel(
     NAMESPACE,
     "downloadModel",
     DownloadModelCreationParameter,
     DownloadModelToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
     merge=LATEST_PROGRESS,
 )
-DOWNLOAD_ARTIFACT = ChannelSpec(
+DOWNLOAD_ARTIFACT = cancellable_channel(
     NAMESPACE,
     "downloadArtifact",
     DownloadArtifactCreationParameter,
     DownloadArtifactToClientPacket,
-    CancelToServerPacket,
-    CancelPacket(),
     merge=LATEST_PROGRESS,
 )
 # No client packet: the push runs to its end (or until the socket closes).

@@ -25,8 +25,10 @@ from ...errors import LocalProtocolError
 from .._unset import UNSET, UnsetType
 from ..codec import Unknown, register_tagged_union, variant
 from ..kv import KVConfigStack
+from ..merging import MergeRule
 from ..naming import to_camel
 from ..wire import SerializedError
+from ._spec import ChannelSpec
 
 __all__ = [
     "AssistantContentPart",
@@ -83,6 +85,7 @@ __all__ = [
     "UnloadModelParameter",
     "UserContentPart",
     "UserMessage",
+    "cancellable_channel",
 ]
 
 
@@ -431,6 +434,21 @@ CancelToServerPacket = CancelPacket | Unknown
 StopToServerPacket = StopPacket | Unknown
 register_tagged_union(CancelToServerPacket)
 register_tagged_union(StopToServerPacket)
+
+
+def cancellable_channel(
+    namespace: str, name: str, creation_parameter: Any, to_client: Any, *, merge: MergeRule
+) -> ChannelSpec:
+    """A channel whose only client packet is :class:`CancelPacket`, to end it early."""
+    return ChannelSpec(
+        namespace,
+        name,
+        creation_parameter,
+        to_client,
+        CancelToServerPacket,
+        CancelPacket(),
+        merge=merge,
+    )
 
 
 # --- model endpoints shared by llm and embedding (PROTOCOL.md 3.1) -----------------------
