@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmstudio_sdk import ModelInstanceInfo
+from lmstudio_sdk import ModelInstanceInfo, PredictionStats
 from lmstudio_sdk.errors import RemoteProtocolError
-from lmstudio_sdk.protocol.endpoints import embedding, llm
+from lmstudio_sdk.protocol.endpoints import embedding, llm, shared
 from lmstudio_sdk.protocol.wire import decode_payload
 from lmstudio_sdk.results import Quantization, instance_infos
 
@@ -138,3 +139,17 @@ def test_a_malformed_entry_is_an_error_naming_the_field() -> None:
 def test_a_missing_result_is_an_error() -> None:
     with pytest.raises(RemoteProtocolError, match=r"result of llm\.listLoaded"):
         instance_infos(None, llm.LIST_LOADED)
+
+
+def test_the_public_views_read_only_fields_their_wire_classes_have() -> None:
+    # ``from_wire`` copies the fields of the same name (a field the wire object lacks reads
+    # as None), so a renamed wire field must fail here rather than read as None.
+    def names(cls: type) -> set[str]:
+        return {f.name for f in attrs.fields(cls)}
+
+    assert names(PredictionStats) <= names(shared.LLMPredictionStats)
+    assert names(ModelInstanceInfo) <= names(shared.LLMInstanceInfo)
+    assert names(ModelInstanceInfo) - names(shared.EmbeddingModelInstanceInfo) == {
+        "vision",
+        "trained_for_tool_use",
+    }

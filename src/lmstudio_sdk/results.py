@@ -50,6 +50,12 @@ def _opt(value: Any) -> Any:
     return None if isinstance(value, UnsetType) else value
 
 
+def _same_named(cls: type, wire: Any) -> dict[str, Any]:
+    """The fields of the public class ``cls`` read from the wire object of the same field
+    names; ``UNSET`` and a field ``wire`` lacks read as ``None``."""
+    return {f.name: _opt(getattr(wire, f.name, None)) for f in attrs.fields(cls)}
+
+
 # --- stats -------------------------------------------------------------------------------
 
 
@@ -81,7 +87,7 @@ class PredictionStats:
     @classmethod
     def from_wire(cls, stats: shared.LLMPredictionStats) -> PredictionStats:
         """The public view of a wire ``LLMPredictionStats``."""
-        return cls(**{f.name: _opt(getattr(stats, f.name)) for f in attrs.fields(cls)})
+        return cls(**_same_named(cls, stats))
 
 
 # --- streamed events ---------------------------------------------------------------------
@@ -253,26 +259,11 @@ PredictionEvent = (
 # --- model info --------------------------------------------------------------------------
 
 
-def _info_fields(info: shared.ModelInfoBase) -> dict[str, Any]:
-    return {
-        "type": getattr(info, "type", None),
-        "model_key": info.model_key,
-        "format": info.format,
-        "display_name": info.display_name,
-        "path": info.path,
-        "size_bytes": info.size_bytes,
-        "publisher": _opt(info.publisher),
-        "indexed_model_identifier": _opt(info.indexed_model_identifier),
-        "device_identifier": _opt(info.device_identifier),
-        "params_string": _opt(info.params_string),
-        "architecture": _opt(info.architecture),
-        "quantization": _opt(info.quantization),
-        "variants": tuple(_opt(info.variants) or ()),
-        "selected_variant": _opt(info.selected_variant),
-        "max_context_length": getattr(info, "max_context_length", None),
-        "vision": getattr(info, "vision", None),
-        "trained_for_tool_use": getattr(info, "trained_for_tool_use", None),
-    }
+def _info_fields(cls: type, info: shared.ModelInfoBase) -> dict[str, Any]:
+    # An embedding model has no ``vision`` or ``trained_for_tool_use``: they read as None.
+    fields = _same_named(cls, info)
+    fields["variants"] = tuple(fields["variants"] or ())
+    return fields
 
 
 @attrs.frozen(kw_only=True)
@@ -304,7 +295,7 @@ class ModelInfo:
     @classmethod
     def from_wire(cls, info: shared.LLMInfo | shared.EmbeddingModelInfo) -> ModelInfo:
         """The public view of a wire ``LLMInfo`` or ``EmbeddingModelInfo``."""
-        return cls(**_info_fields(info))
+        return cls(**_info_fields(cls, info))
 
 
 @attrs.frozen(kw_only=True)
@@ -326,14 +317,7 @@ class ModelInstanceInfo(ModelInfo):
         cls, info: shared.LLMInstanceInfo | shared.EmbeddingModelInstanceInfo
     ) -> ModelInstanceInfo:
         """The public view of a wire ``LLMInstanceInfo`` or ``EmbeddingModelInstanceInfo``."""
-        return cls(
-            **_info_fields(info),
-            identifier=info.identifier,
-            instance_reference=info.instance_reference,
-            context_length=info.context_length,
-            ttl_ms=_opt(info.ttl_ms),
-            last_used_time=_opt(info.last_used_time),
-        )
+        return cls(**_info_fields(cls, info))
 
 
 # --- the result ----------------------------------------------------------------------------
