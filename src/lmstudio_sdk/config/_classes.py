@@ -21,14 +21,20 @@ from ._options import LOAD_OPTIONS, PREDICTION_OPTIONS, ConfigOption
 from ._types import ContextOverflowPolicy, KVCacheQuantizationType, ToolNaming
 
 
-def _validator(
+def _checked_by(
     table: Mapping[str, ConfigOption],
-) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+) -> Callable[[type, list[attrs.Attribute[Any]]], list[attrs.Attribute[Any]]]:
+    """A field transformer: every field without a converter (which checks the value itself)
+    gets the check of its option in ``table``; ``None`` always passes."""
+
     def validate(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is not None:
             table[attribute.name].check(attribute.name, value)
 
-    return validate
+    def transform(_: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+        return [f if f.converter else f.evolve(validator=validate) for f in fields]
+
+    return transform
 
 
 def _stop_strings(value: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -45,10 +51,7 @@ def _tool_call_stop_strings(value: Sequence[str] | None) -> tuple[str, ...] | No
     return tuple(value)
 
 
-_vp = _validator(PREDICTION_OPTIONS)
-
-
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_checked_by(PREDICTION_OPTIONS))
 class PredictionConfig:
     """Settings for one prediction; ``None`` leaves a setting to the server.
 
@@ -60,50 +63,38 @@ class PredictionConfig:
     a typed option wins over the same key in ``raw``.
     """
 
-    temperature: float | None = attrs.field(default=None, validator=_vp)
-    max_tokens: int | Literal[False] | None = attrs.field(default=None, validator=_vp)
+    temperature: float | None = None
+    max_tokens: int | Literal[False] | None = None
     stop_strings: tuple[str, ...] | None = attrs.field(default=None, converter=_stop_strings)
     tool_call_stop_strings: tuple[str, ...] | None = attrs.field(
         default=None, converter=_tool_call_stop_strings
     )
-    context_overflow_policy: ContextOverflowPolicy | None = attrs.field(default=None, validator=_vp)
-    structured: Any = attrs.field(default=None, validator=_vp)
-    raw_tools: Mapping[str, Any] | None = attrs.field(default=None, validator=_vp)
-    tool_choice: Literal["none", "auto", "required"] | Mapping[str, Any] | None = attrs.field(
-        default=None, validator=_vp
-    )
-    tool_naming: ToolNaming | None = attrs.field(default=None, validator=_vp)
-    top_k_sampling: int | None = attrs.field(default=None, validator=_vp)
-    top_p_sampling: float | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    min_p_sampling: float | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    repeat_penalty: float | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    presence_penalty: float | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    xtc_probability: float | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    xtc_threshold: float | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    log_probs: int | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    cpu_threads: int | None = attrs.field(default=None, validator=_vp)
-    enable_thinking: bool | None = attrs.field(default=None, validator=_vp)
-    reasoning_budget: int | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    reasoning_parsing: Mapping[str, Any] | None = attrs.field(default=None, validator=_vp)
-    prompt_template: str | Mapping[str, Any] | None = attrs.field(default=None, validator=_vp)
-    draft_model: str | None = attrs.field(default=None, validator=_vp)
-    speculative_decoding_num_draft_tokens_exact: int | None = attrs.field(
-        default=None, validator=_vp
-    )
-    speculative_decoding_min_draft_length_to_consider: int | None = attrs.field(
-        default=None, validator=_vp
-    )
-    speculative_decoding_min_continue_drafting_probability: float | None = attrs.field(
-        default=None, validator=_vp
-    )
-    user_max_image_dimension_pixels: int | Literal[False] | None = attrs.field(
-        default=None, validator=_vp
-    )
-    ignore_model_preferred_max_image_dimension: bool | None = attrs.field(
-        default=None, validator=_vp
-    )
-    seed: int | Literal[False] | None = attrs.field(default=None, validator=_vp)
-    system_prompt: str | None = attrs.field(default=None, validator=_vp)
+    context_overflow_policy: ContextOverflowPolicy | None = None
+    structured: Any = None
+    raw_tools: Mapping[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | Mapping[str, Any] | None = None
+    tool_naming: ToolNaming | None = None
+    top_k_sampling: int | None = None
+    top_p_sampling: float | Literal[False] | None = None
+    min_p_sampling: float | Literal[False] | None = None
+    repeat_penalty: float | Literal[False] | None = None
+    presence_penalty: float | Literal[False] | None = None
+    xtc_probability: float | Literal[False] | None = None
+    xtc_threshold: float | Literal[False] | None = None
+    log_probs: int | Literal[False] | None = None
+    cpu_threads: int | None = None
+    enable_thinking: bool | None = None
+    reasoning_budget: int | Literal[False] | None = None
+    reasoning_parsing: Mapping[str, Any] | None = None
+    prompt_template: str | Mapping[str, Any] | None = None
+    draft_model: str | None = None
+    speculative_decoding_num_draft_tokens_exact: int | None = None
+    speculative_decoding_min_draft_length_to_consider: int | None = None
+    speculative_decoding_min_continue_drafting_probability: float | None = None
+    user_max_image_dimension_pixels: int | Literal[False] | None = None
+    ignore_model_preferred_max_image_dimension: bool | None = None
+    seed: int | Literal[False] | None = None
+    system_prompt: str | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, converter=_raw_dict)
 
 
@@ -168,10 +159,7 @@ def _gpu_setting(value: Any) -> GpuSetting | None:
     return GpuSetting(ratio=value)
 
 
-_vl = _validator(LOAD_OPTIONS)
-
-
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, field_transformer=_checked_by(LOAD_OPTIONS))
 class LoadModelConfig:
     """Settings for loading a model; ``None`` leaves a setting to the server.
 
@@ -184,42 +172,34 @@ class LoadModelConfig:
     sent under the typed options.
     """
 
-    context_length: int | None = attrs.field(default=None, validator=_vl)
+    context_length: int | None = None
     gpu: GpuSetting | None = attrs.field(default=None, converter=_gpu_setting)
-    gpu_strict_vram_cap: bool | None = attrs.field(default=None, validator=_vl)
-    max_parallel_predictions: int | None = attrs.field(default=None, validator=_vl)
-    use_unified_kv_cache: bool | None = attrs.field(default=None, validator=_vl)
-    offload_kv_cache_to_gpu: bool | None = attrs.field(default=None, validator=_vl)
-    num_experts: int | None = attrs.field(default=None, validator=_vl)
-    seed: int | Literal[False] | None = attrs.field(default=None, validator=_vl)
-    prompt_template: str | Mapping[str, Any] | None = attrs.field(default=None, validator=_vl)
-    eval_batch_size: int | None = attrs.field(default=None, validator=_vl)
-    physical_batch_size: int | None = attrs.field(default=None, validator=_vl)
-    flash_attention: bool | None = attrs.field(default=None, validator=_vl)
-    context_checkpoints: int | None = attrs.field(default=None, validator=_vl)
-    keep_model_in_memory: bool | None = attrs.field(default=None, validator=_vl)
-    use_fp16_for_kv_cache: bool | None = attrs.field(default=None, validator=_vl)
-    try_mmap: bool | None = attrs.field(default=None, validator=_vl)
-    try_direct_io: bool | None = attrs.field(default=None, validator=_vl)
-    reasoning_budget_message: str | None = attrs.field(default=None, validator=_vl)
-    rope_frequency_base: float | Literal[False] | None = attrs.field(default=None, validator=_vl)
-    rope_frequency_scale: float | Literal[False] | None = attrs.field(default=None, validator=_vl)
-    llama_k_cache_quantization_type: KVCacheQuantizationType | Literal[False] | None = attrs.field(
-        default=None, validator=_vl
-    )
-    llama_v_cache_quantization_type: KVCacheQuantizationType | Literal[False] | None = attrs.field(
-        default=None, validator=_vl
-    )
-    speculative_draft_model: str | None = attrs.field(default=None, validator=_vl)
-    speculative_draft_max_tokens: int | None = attrs.field(default=None, validator=_vl)
-    speculative_draft_min_tokens: int | None = attrs.field(default=None, validator=_vl)
-    speculative_draft_min_continue_probability: float | None = attrs.field(
-        default=None, validator=_vl
-    )
-    speculative_draft_mtp: bool | None = attrs.field(default=None, validator=_vl)
-    speculative_draft_simple: bool | None = attrs.field(default=None, validator=_vl)
-    mlx_disk_cache: bool | None = attrs.field(default=None, validator=_vl)
-    mlx_kv_cache_quantization: Mapping[str, Any] | Literal[False] | None = attrs.field(
-        default=None, validator=_vl
-    )
+    gpu_strict_vram_cap: bool | None = None
+    max_parallel_predictions: int | None = None
+    use_unified_kv_cache: bool | None = None
+    offload_kv_cache_to_gpu: bool | None = None
+    num_experts: int | None = None
+    seed: int | Literal[False] | None = None
+    prompt_template: str | Mapping[str, Any] | None = None
+    eval_batch_size: int | None = None
+    physical_batch_size: int | None = None
+    flash_attention: bool | None = None
+    context_checkpoints: int | None = None
+    keep_model_in_memory: bool | None = None
+    use_fp16_for_kv_cache: bool | None = None
+    try_mmap: bool | None = None
+    try_direct_io: bool | None = None
+    reasoning_budget_message: str | None = None
+    rope_frequency_base: float | Literal[False] | None = None
+    rope_frequency_scale: float | Literal[False] | None = None
+    llama_k_cache_quantization_type: KVCacheQuantizationType | Literal[False] | None = None
+    llama_v_cache_quantization_type: KVCacheQuantizationType | Literal[False] | None = None
+    speculative_draft_model: str | None = None
+    speculative_draft_max_tokens: int | None = None
+    speculative_draft_min_tokens: int | None = None
+    speculative_draft_min_continue_probability: float | None = None
+    speculative_draft_mtp: bool | None = None
+    speculative_draft_simple: bool | None = None
+    mlx_disk_cache: bool | None = None
+    mlx_kv_cache_quantization: Mapping[str, Any] | Literal[False] | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, converter=_raw_dict)
