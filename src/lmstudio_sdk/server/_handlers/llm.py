@@ -52,18 +52,8 @@ from ...protocol.wire import SerializedError
 from .._catalog import Instance, instance_info
 from .._connection import CallContext, ChannelContext, ConnectionDropped
 from .._errors import bad_request, images_not_supported
-from ..engines.base import (
-    FaultEvent,
-    Finished,
-    LLMEngine,
-    PromptProgress,
-    TokenPiece,
-    ToolCallArgumentFragment,
-    ToolCallEnd,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStart,
-)
+from ..engines import events
+from ..engines.base import LLMEngine
 from ._prediction import (
     PredictionSettings,
     history_to_messages,
@@ -184,7 +174,7 @@ async def _predict(
         owner=context.client_identifier,
     )
     output: list[str] = []
-    finished: Finished | None = None
+    finished: events.Finished | None = None
     started = False  # a token or a tool call went out: no more prompt progress
     with server.catalog.use(instance, generating=True):
         async with engine.generate(request) as stream, anyio.create_task_group() as watcher:
@@ -195,7 +185,7 @@ async def _predict(
 
             watcher.start_soon(stop_on_cancel)
             async for event in stream:
-                if isinstance(event, TokenPiece):
+                if isinstance(event, events.TokenPiece):
                     started = True
                     if not event.text and not event.tokens_count:
                         continue
@@ -215,12 +205,12 @@ async def _predict(
                         ),
                         check=False,
                     )
-                elif isinstance(event, PromptProgress):
+                elif isinstance(event, events.PromptProgress):
                     if not started:
                         await context.send(_progress_packet(event))
-                elif isinstance(event, Finished):
+                elif isinstance(event, events.Finished):
                     finished = event
-                elif isinstance(event, FaultEvent):
+                elif isinstance(event, events.FaultEvent):
                     if event.kind == "dropSocket":
                         context.connection.drop()
                         raise ConnectionDropped
@@ -250,7 +240,7 @@ async def _predict(
     )
 
 
-def _wire_tokens(piece: TokenPiece) -> list[LLMToken]:
+def _wire_tokens(piece: events.TokenPiece) -> list[LLMToken]:
     """A piece's token log-probabilities as LM Studio sends them (``fragment.tokens``)."""
     return [
         LLMToken(
@@ -265,7 +255,7 @@ def _wire_tokens(piece: TokenPiece) -> list[LLMToken]:
     ]
 
 
-def _progress_packet(event: PromptProgress) -> PredictPromptProcessingProgress:
+def _progress_packet(event: events.PromptProgress) -> PredictPromptProcessingProgress:
     total = max(0, int(event.total))
     processed = min(total, max(0, int(event.processed)))
     return PredictPromptProcessingProgress(
@@ -280,15 +270,15 @@ def _progress_packet(event: PromptProgress) -> PredictPromptProcessingProgress:
 
 
 def _tool_packet(event: Any) -> Any:
-    if isinstance(event, ToolCallStart):
+    if isinstance(event, events.ToolCallStart):
         return PredictToolCallGenerationStart(
             tool_call_id=event.call_id if event.call_id is not None else UNSET
         )
-    if isinstance(event, ToolCallName):
+    if isinstance(event, events.ToolCallName):
         return PredictToolCallGenerationNameReceived(event.name)
-    if isinstance(event, ToolCallArgumentFragment):
+    if isinstance(event, events.ToolCallArgumentFragment):
         return PredictToolCallGenerationArgumentFragmentGenerated(event.text)
-    if isinstance(event, ToolCallEnd):
+    if isinstance(event, events.ToolCallEnd):
         return PredictToolCallGenerationEnd(
             ToolCallRequest(
                 name=event.name,
@@ -297,7 +287,7 @@ def _tool_packet(event: Any) -> Any:
             ),
             raw_content=event.raw_content if event.raw_content is not None else UNSET,
         )
-    if isinstance(event, ToolCallFailed):
+    if isinstance(event, events.ToolCallFailed):
         return PredictToolCallGenerationFailed(
             SerializedError(title=event.message, root_title=event.message),
             raw_content=event.raw_content if event.raw_content is not None else UNSET,
