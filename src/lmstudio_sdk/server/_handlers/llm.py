@@ -24,21 +24,6 @@ from ...protocol._unset import UNSET
 from ...protocol.codec import unstructure
 from ...protocol.endpoints import llm as llm_ep
 from ...protocol.endpoints.diagnostics import LLMPredictionInputLog, LLMPredictionOutputLog
-from ...protocol.endpoints.llm import (
-    ApplyPromptTemplateParameter,
-    ApplyPromptTemplateResult,
-    CompleteRawTextCreationParameter,
-    PredictCreationParameter,
-    PredictFragment,
-    PredictPromptProcessingProgress,
-    PredictSuccess,
-    PredictToolCallGenerationArgumentFragmentGenerated,
-    PredictToolCallGenerationEnd,
-    PredictToolCallGenerationFailed,
-    PredictToolCallGenerationNameReceived,
-    PredictToolCallGenerationStart,
-    PromptProcessingDetails,
-)
 from ...protocol.endpoints.shared import (
     FilePart,
     LLMCandidateToken,
@@ -193,7 +178,7 @@ async def _predict(
                     # The hot path: built here from typed values, so the round-trip check
                     # of every fragment (structuring its JSON back) is skipped.
                     await context.send(
-                        PredictFragment(
+                        llm_ep.PredictFragment(
                             LLMPredictionFragment(
                                 content=str(event.text),
                                 tokens_count=int(event.tokens_count),
@@ -225,7 +210,7 @@ async def _predict(
     info = instance_info(instance)
     assert isinstance(info, LLMInstanceInfo)
     await context.send(
-        PredictSuccess(
+        llm_ep.PredictSuccess(
             stats=stats,
             model_info=info,
             load_model_config=instance.load_config(),
@@ -255,12 +240,12 @@ def _wire_tokens(piece: events.TokenPiece) -> list[LLMToken]:
     ]
 
 
-def _progress_packet(event: events.PromptProgress) -> PredictPromptProcessingProgress:
+def _progress_packet(event: events.PromptProgress) -> llm_ep.PredictPromptProcessingProgress:
     total = max(0, int(event.total))
     processed = min(total, max(0, int(event.processed)))
-    return PredictPromptProcessingProgress(
+    return llm_ep.PredictPromptProcessingProgress(
         progress=min(1.0, max(0.0, float(event.fraction))),
-        details=PromptProcessingDetails(
+        details=llm_ep.PromptProcessingDetails(
             cached_token_count=max(0, int(event.cached)),
             total_prompt_token_count=total,
             processed_prompt_token_count=processed,
@@ -271,15 +256,15 @@ def _progress_packet(event: events.PromptProgress) -> PredictPromptProcessingPro
 
 def _tool_packet(event: Any) -> Any:
     if isinstance(event, events.ToolCallStart):
-        return PredictToolCallGenerationStart(
+        return llm_ep.PredictToolCallGenerationStart(
             tool_call_id=event.call_id if event.call_id is not None else UNSET
         )
     if isinstance(event, events.ToolCallName):
-        return PredictToolCallGenerationNameReceived(event.name)
+        return llm_ep.PredictToolCallGenerationNameReceived(event.name)
     if isinstance(event, events.ToolCallArgumentFragment):
-        return PredictToolCallGenerationArgumentFragmentGenerated(event.text)
+        return llm_ep.PredictToolCallGenerationArgumentFragmentGenerated(event.text)
     if isinstance(event, events.ToolCallEnd):
-        return PredictToolCallGenerationEnd(
+        return llm_ep.PredictToolCallGenerationEnd(
             ToolCallRequest(
                 name=event.name,
                 id=event.call_id if event.call_id is not None else UNSET,
@@ -288,7 +273,7 @@ def _tool_packet(event: Any) -> Any:
             raw_content=event.raw_content if event.raw_content is not None else UNSET,
         )
     if isinstance(event, events.ToolCallFailed):
-        return PredictToolCallGenerationFailed(
+        return llm_ep.PredictToolCallGenerationFailed(
             SerializedError(title=event.message, root_title=event.message),
             raw_content=event.raw_content if event.raw_content is not None else UNSET,
         )
@@ -296,7 +281,7 @@ def _tool_packet(event: Any) -> Any:
 
 
 @TABLE.channel(llm_ep.PREDICT)
-async def predict(context: ChannelContext, parameter: PredictCreationParameter) -> None:
+async def predict(context: ChannelContext, parameter: llm_ep.PredictCreationParameter) -> None:
     _check_preset(parameter.fuzzy_preset_identifier)
     catalog = context.server.catalog
     instance = catalog.resolve("llm", parameter.model_specifier)
@@ -318,7 +303,7 @@ async def predict(context: ChannelContext, parameter: PredictCreationParameter) 
 
 @TABLE.channel(llm_ep.COMPLETE_RAW_TEXT)
 async def complete_raw_text(
-    context: ChannelContext, parameter: CompleteRawTextCreationParameter
+    context: ChannelContext, parameter: llm_ep.CompleteRawTextCreationParameter
 ) -> None:
     _check_preset(parameter.fuzzy_preset_identifier)
     instance = context.server.catalog.resolve("llm", parameter.model_specifier)
@@ -328,8 +313,8 @@ async def complete_raw_text(
 
 @TABLE.rpc(llm_ep.APPLY_PROMPT_TEMPLATE)
 async def apply_prompt_template(
-    context: CallContext, parameter: ApplyPromptTemplateParameter
-) -> ApplyPromptTemplateResult:
+    context: CallContext, parameter: llm_ep.ApplyPromptTemplateParameter
+) -> llm_ep.ApplyPromptTemplateResult:
     catalog = context.server.catalog
     instance = catalog.resolve("llm", parameter.specifier)
     settings = read_prediction_config(parameter.prediction_config_stack)
@@ -349,4 +334,4 @@ async def apply_prompt_template(
             omit_bos_token=opts.omit_bos_token is True,
             omit_eos_token=opts.omit_eos_token is True,
         )
-    return ApplyPromptTemplateResult(formatted)
+    return llm_ep.ApplyPromptTemplateResult(formatted)
