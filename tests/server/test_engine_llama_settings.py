@@ -65,7 +65,7 @@ def test_log_probs_reach_the_engine_only_when_checked() -> None:
 
 def test_log_probs_follow_the_tokens_into_the_pieces() -> None:
     from lmstudio_sdk.server.engines._llama_logprobs import attach_log_probs
-    from lmstudio_sdk.server.engines.base import TokenLogProb, TokenPiece
+    from lmstudio_sdk.server.engines.events import TokenLogProb, TokenPiece
 
     a, b, c = (TokenLogProb(i, t, -0.5) for i, t in enumerate("abc"))
     pending = [a, b, c]

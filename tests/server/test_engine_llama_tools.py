@@ -24,7 +24,7 @@ from lmstudio_sdk.server.engines._llama_tools import (
     ToolCallSplitter,
     tool_use_messages,
 )
-from lmstudio_sdk.server.engines.base import (
+from lmstudio_sdk.server.engines.events import (
     ToolCallEnd,
     ToolCallFailed,
     ToolCallName,

@@ -12,11 +12,8 @@ from fake_openai import FakeUpstream
 
 from lmstudio_sdk.cli.serve import UsageError, build_options, register
 from lmstudio_sdk.server import ServerOptions, running_server
-from lmstudio_sdk.server.engines.base import (
-    GenerationRequest,
-    InvalidRequestError,
-    TokenPiece,
-)
+from lmstudio_sdk.server.engines.base import GenerationRequest, InvalidRequestError
+from lmstudio_sdk.server.engines.events import TokenPiece
 from lmstudio_sdk.server.engines.scripted import scripted_llm_facts
 from lmstudio_sdk.server.upstream import Upstream
 from lmstudio_sdk.server.upstream._embedding import UpstreamEmbeddingEngine

@@ -30,6 +30,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_USAGE",
     "UsageError",
+    "add_command",
     "add_global_options",
     "command",
     "connection_parent",
@@ -99,6 +100,33 @@ def connection_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     _add_options(parent, suppress=True)
     return parent
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    function: Callable[[argparse.Namespace], int],
+    help: str,
+    *,
+    description: str | None = None,
+    client: bool = True,
+) -> argparse.ArgumentParser:
+    """Add the command ``name``, run by ``function``; returns its parser for its arguments.
+
+    Its description is ``function``'s docstring, or ``description`` shown as written (line
+    breaks kept). A ``client`` command takes the connection options.
+    """
+    parser = subparsers.add_parser(
+        name,
+        parents=[connection_parent()] if client else [],
+        help=help,
+        description=description or function.__doc__,
+        formatter_class=(
+            argparse.RawDescriptionHelpFormatter if description else argparse.HelpFormatter
+        ),
+    )
+    parser.set_defaults(func=function)
+    return parser
 
 
 def error(message: str) -> None:

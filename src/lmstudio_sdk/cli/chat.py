@@ -11,7 +11,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ._common import command, connection_parent, get_model, session, waiting
+from ._common import add_command, command, get_model, session, waiting
 
 if TYPE_CHECKING:
     from ..chat import Chat
@@ -41,12 +41,8 @@ def prediction_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``chat`` command."""
-    parser = subparsers.add_parser(
-        "chat",
-        parents=[connection_parent()],
-        help="chat with a model (interactive)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command(
+        subparsers, "chat", _chat, "chat with a model (interactive)", description=__doc__
     )
     parser.add_argument(
         "key",
@@ -56,7 +52,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--system", metavar="PROMPT", help="a system prompt")
     add_prediction_options(parser)
-    parser.set_defaults(func=_chat)
 
 
 def stream_answer(

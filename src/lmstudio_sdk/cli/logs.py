@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from ..protocol._unset import UnsetType
-from ._common import command, connection_parent, session
+from ._common import add_command, command, session
 
 __all__ = ["format_event", "register"]
 
@@ -20,14 +20,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``log`` command (``log stream``)."""
     log = subparsers.add_parser("log", help="the server's logs", description="Server logs.")
     actions = log.add_subparsers(dest="log_action", metavar="ACTION", required=True)
-    stream = actions.add_parser(
-        "stream",
-        parents=[connection_parent()],
-        help="print log events as they come, until Ctrl-C",
-        description=_stream.__doc__,
-    )
+    stream = add_command(actions, "stream", _stream, "print log events as they come, until Ctrl-C")
     stream.add_argument("--json", action="store_true", help="one JSON object per event")
-    stream.set_defaults(func=_stream)
 
 
 def _plain(value: Any) -> Any:

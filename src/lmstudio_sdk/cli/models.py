@@ -11,8 +11,8 @@ import attrs
 
 from ._common import (
     UsageError,
+    add_command,
     command,
-    connection_parent,
     error,
     format_size,
     print_table,
@@ -30,43 +30,29 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ls``, ``ps``, ``load`` and ``unload`` commands."""
-    parents = [connection_parent()]
-
-    ls = subparsers.add_parser(
-        "ls", parents=parents, help="list the downloaded models", description=_ls.__doc__
-    )
+    ls = add_command(subparsers, "ls", _ls, "list the downloaded models")
     kind = ls.add_mutually_exclusive_group()
     kind.add_argument("--llm", action="store_true", help="LLMs only")
     kind.add_argument("--embedding", action="store_true", help="embedding models only")
     ls.add_argument("--json", action="store_true", help="print JSON (one object per model)")
-    ls.set_defaults(func=_ls)
 
-    ps = subparsers.add_parser(
-        "ps", parents=parents, help="list the loaded models", description=_ps.__doc__
-    )
+    ps = add_command(subparsers, "ps", _ps, "list the loaded models")
     ps.add_argument("--json", action="store_true", help="print JSON (one object per instance)")
-    ps.set_defaults(func=_ps)
 
-    load = subparsers.add_parser(
-        "load", parents=parents, help="load a model", description=_load.__doc__
-    )
+    load = add_command(subparsers, "load", _load, "load a model")
     load.add_argument("key", metavar="KEY", help="the model key (see `lmsdk ls`)")
     load.add_argument("--identifier", help="name the loaded instance (default: the server's)")
     load.add_argument(
         "--ttl", type=float, metavar="SECONDS", help="unload after this much idle time"
     )
     load.add_argument("--context-length", type=int, metavar="TOKENS", help="context length")
-    load.set_defaults(func=_load)
 
-    unload = subparsers.add_parser(
-        "unload", parents=parents, help="unload a model", description=_unload.__doc__
-    )
+    unload = add_command(subparsers, "unload", _unload, "unload a model")
     which = unload.add_mutually_exclusive_group(required=True)
     which.add_argument(
         "identifier", nargs="?", metavar="IDENTIFIER", help="the instance (see `lmsdk ps`)"
     )
     which.add_argument("--all", action="store_true", help="unload every loaded model")
-    unload.set_defaults(func=_unload)
 
 
 def _json_line(value: Any) -> str:

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 
-from ._common import EXIT_INTERRUPTED, command, connection_parent, get_model, session
+from ._common import EXIT_INTERRUPTED, add_command, command, get_model, session
 from .chat import STOPPED, add_prediction_options, prediction_options, stream_answer
 
 __all__ = ["register"]
@@ -15,27 +15,19 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``complete`` and ``embed`` commands."""
-    parents = [connection_parent()]
-    complete = subparsers.add_parser(
-        "complete",
-        parents=parents,
-        help="continue a prompt as raw text (streamed)",
-        description=_complete.__doc__,
+    complete = add_command(
+        subparsers, "complete", _complete, "continue a prompt as raw text (streamed)"
     )
     complete.add_argument("key", metavar="KEY", help="the model (loaded if needed)")
     complete.add_argument("prompt", metavar="PROMPT", help="the text to continue")
     add_prediction_options(complete)
-    complete.set_defaults(func=_complete)
 
-    embed = subparsers.add_parser(
-        "embed", parents=parents, help="embed texts", description=_embed.__doc__
-    )
+    embed = add_command(subparsers, "embed", _embed, "embed texts")
     embed.add_argument("key", metavar="KEY", help="the embedding model (loaded if needed)")
     embed.add_argument("texts", nargs="+", metavar="TEXT", help="the texts to embed")
     embed.add_argument(
         "--full", action="store_true", help="print the whole vectors (one JSON array per line)"
     )
-    embed.set_defaults(func=_embed)
 
 
 @command

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._common import UsageError, add_command
 from ._serve_report import default_threads, no_model_message, print_banner
 
 __all__ = ["build_options", "register", "run"]
@@ -28,11 +29,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``serve`` command."""
     from ..server import DEFAULT_PORT
 
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "serve",
-        help="run a local LM Studio-compatible server",
+        run,
+        "run a local LM Studio-compatible server",
         description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        client=False,
     )
     parser.add_argument(
         "--host",
@@ -142,11 +145,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(never put the key itself on the command line)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
-    parser.set_defaults(func=run)
-
-
-class UsageError(Exception):
-    """A command-line value that cannot be used (the message says why)."""
 
 
 def _parse_model(spec: str) -> tuple[str, Path]:

@@ -5,20 +5,14 @@ from __future__ import annotations
 import argparse
 
 from .._version import __version__
-from ._common import command, connection_parent, session
+from ._common import add_command, command, session
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``version`` command."""
-    parser = subparsers.add_parser(
-        "version",
-        parents=[connection_parent()],
-        help="show the SDK's and the server's versions",
-        description=_version.__doc__,
-    )
-    parser.set_defaults(func=_version)
+    add_command(subparsers, "version", _version, "show the SDK's and the server's versions")
 
 
 @command

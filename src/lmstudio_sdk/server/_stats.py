@@ -14,6 +14,9 @@ import attrs
 
 __all__ = ["ServerStats", "StatsSnapshot"]
 
+_TOTAL = ""
+"""The counters' key for the total over all endpoints (no endpoint is called "")."""
+
 
 @attrs.frozen
 class StatsSnapshot:
@@ -45,12 +48,10 @@ class ServerStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Per endpoint, and the total over all endpoints under the key _TOTAL.
         self._open: Counter[str] = Counter()
         self._peak: Counter[str] = Counter()
         self._opened: Counter[str] = Counter()
-        self._open_total = 0
-        self._peak_total = 0
-        self._opened_total = 0
 
     def __repr__(self) -> str:
         return (
@@ -62,36 +63,34 @@ class ServerStats:
     @property
     def open_channels(self) -> int:
         """Channels open right now."""
-        return self._open_total
+        return self._open[_TOTAL]
 
     @property
     def peak_open_channels(self) -> int:
         """The most channels open at the same time since start or :meth:`reset`."""
-        return self._peak_total
+        return self._peak[_TOTAL]
 
     @property
     def channels_opened(self) -> int:
         """Channels started since start or :meth:`reset`."""
-        return self._opened_total
+        return self._opened[_TOTAL]
 
     def reset(self) -> None:
         """Start a new measurement: peaks drop to what is open now, ``channels_opened`` to 0."""
         with self._lock:
-            self._peak = Counter({k: v for k, v in self._open.items() if v})
-            self._peak_total = self._open_total
+            self._peak = self._open.copy()
             self._opened.clear()
-            self._opened_total = 0
 
     def snapshot(self) -> StatsSnapshot:
         """Every counter, consistent with each other, total and per endpoint."""
         with self._lock:
             return StatsSnapshot(
-                open_channels=self._open_total,
-                peak_open_channels=self._peak_total,
-                channels_opened=self._opened_total,
-                open_by_endpoint={k: v for k, v in self._open.items() if v},
-                peak_open_by_endpoint={k: v for k, v in self._peak.items() if v},
-                opened_by_endpoint={k: v for k, v in self._opened.items() if v},
+                open_channels=self._open[_TOTAL],
+                peak_open_channels=self._peak[_TOTAL],
+                channels_opened=self._opened[_TOTAL],
+                open_by_endpoint=_by_endpoint(self._open),
+                peak_open_by_endpoint=_by_endpoint(self._peak),
+                opened_by_endpoint=_by_endpoint(self._opened),
             )
 
     # ------------------------------------------------------------------ for the server
@@ -99,17 +98,17 @@ class ServerStats:
     def channel_opened(self, endpoint: str) -> None:
         """A channel of ``endpoint`` (``"namespace.name"``) started; call :meth:`channel_ended`."""
         with self._lock:
-            self._opened[endpoint] += 1
-            self._opened_total += 1
-            count = self._open[endpoint] = self._open[endpoint] + 1
-            if count > self._peak[endpoint]:
-                self._peak[endpoint] = count
-            self._open_total += 1
-            if self._open_total > self._peak_total:
-                self._peak_total = self._open_total
+            for key in (endpoint, _TOTAL):
+                self._opened[key] += 1
+                self._open[key] += 1
+                self._peak[key] = max(self._peak[key], self._open[key])
 
     def channel_ended(self, endpoint: str) -> None:
         """A channel counted by :meth:`channel_opened` ended."""
         with self._lock:
-            self._open[endpoint] -= 1
-            self._open_total -= 1
+            for key in (endpoint, _TOTAL):
+                self._open[key] -= 1
+
+
+def _by_endpoint(counter: Counter[str]) -> dict[str, int]:
+    return {k: v for k, v in counter.items() if v and k != _TOTAL}

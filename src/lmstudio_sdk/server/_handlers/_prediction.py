@@ -37,7 +37,8 @@ from ...protocol.endpoints.shared import (
 )
 from ...protocol.kv import KVConfig, KVConfigField, KVConfigStack, collapse
 from .._errors import bad_request, describe
-from ..engines.base import Finished, GenerationRequest, InvalidRequestError, ReasoningParsing
+from ..engines.base import GenerationRequest, InvalidRequestError, ReasoningParsing
+from ..engines.events import Finished
 
 __all__ = [
     "PredictionSettings",

@@ -24,21 +24,6 @@ from ...protocol._unset import UNSET
 from ...protocol.codec import unstructure
 from ...protocol.endpoints import llm as llm_ep
 from ...protocol.endpoints.diagnostics import LLMPredictionInputLog, LLMPredictionOutputLog
-from ...protocol.endpoints.llm import (
-    ApplyPromptTemplateParameter,
-    ApplyPromptTemplateResult,
-    CompleteRawTextCreationParameter,
-    PredictCreationParameter,
-    PredictFragment,
-    PredictPromptProcessingProgress,
-    PredictSuccess,
-    PredictToolCallGenerationArgumentFragmentGenerated,
-    PredictToolCallGenerationEnd,
-    PredictToolCallGenerationFailed,
-    PredictToolCallGenerationNameReceived,
-    PredictToolCallGenerationStart,
-    PromptProcessingDetails,
-)
 from ...protocol.endpoints.shared import (
     FilePart,
     LLMCandidateToken,
@@ -52,18 +37,8 @@ from ...protocol.wire import SerializedError
 from .._catalog import Instance, instance_info
 from .._connection import CallContext, ChannelContext, ConnectionDropped
 from .._errors import bad_request, images_not_supported
-from ..engines.base import (
-    FaultEvent,
-    Finished,
-    LLMEngine,
-    PromptProgress,
-    TokenPiece,
-    ToolCallArgumentFragment,
-    ToolCallEnd,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStart,
-)
+from ..engines import events
+from ..engines.base import LLMEngine
 from ._prediction import (
     PredictionSettings,
     history_to_messages,
@@ -184,7 +159,7 @@ async def _predict(
         owner=context.client_identifier,
     )
     output: list[str] = []
-    finished: Finished | None = None
+    finished: events.Finished | None = None
     started = False  # a token or a tool call went out: no more prompt progress
     with server.catalog.use(instance, generating=True):
         async with engine.generate(request) as stream, anyio.create_task_group() as watcher:
@@ -195,7 +170,7 @@ async def _predict(
 
             watcher.start_soon(stop_on_cancel)
             async for event in stream:
-                if isinstance(event, TokenPiece):
+                if isinstance(event, events.TokenPiece):
                     started = True
                     if not event.text and not event.tokens_count:
                         continue
@@ -203,7 +178,7 @@ async def _predict(
                     # The hot path: built here from typed values, so the round-trip check
                     # of every fragment (structuring its JSON back) is skipped.
                     await context.send(
-                        PredictFragment(
+                        llm_ep.PredictFragment(
                             LLMPredictionFragment(
                                 content=str(event.text),
                                 tokens_count=int(event.tokens_count),
@@ -215,12 +190,12 @@ async def _predict(
                         ),
                         check=False,
                     )
-                elif isinstance(event, PromptProgress):
+                elif isinstance(event, events.PromptProgress):
                     if not started:
                         await context.send(_progress_packet(event))
-                elif isinstance(event, Finished):
+                elif isinstance(event, events.Finished):
                     finished = event
-                elif isinstance(event, FaultEvent):
+                elif isinstance(event, events.FaultEvent):
                     if event.kind == "dropSocket":
                         context.connection.drop()
                         raise ConnectionDropped
@@ -235,7 +210,7 @@ async def _predict(
     info = instance_info(instance)
     assert isinstance(info, LLMInstanceInfo)
     await context.send(
-        PredictSuccess(
+        llm_ep.PredictSuccess(
             stats=stats,
             model_info=info,
             load_model_config=instance.load_config(),
@@ -250,7 +225,7 @@ async def _predict(
     )
 
 
-def _wire_tokens(piece: TokenPiece) -> list[LLMToken]:
+def _wire_tokens(piece: events.TokenPiece) -> list[LLMToken]:
     """A piece's token log-probabilities as LM Studio sends them (``fragment.tokens``)."""
     return [
         LLMToken(
@@ -265,12 +240,12 @@ def _wire_tokens(piece: TokenPiece) -> list[LLMToken]:
     ]
 
 
-def _progress_packet(event: PromptProgress) -> PredictPromptProcessingProgress:
+def _progress_packet(event: events.PromptProgress) -> llm_ep.PredictPromptProcessingProgress:
     total = max(0, int(event.total))
     processed = min(total, max(0, int(event.processed)))
-    return PredictPromptProcessingProgress(
+    return llm_ep.PredictPromptProcessingProgress(
         progress=min(1.0, max(0.0, float(event.fraction))),
-        details=PromptProcessingDetails(
+        details=llm_ep.PromptProcessingDetails(
             cached_token_count=max(0, int(event.cached)),
             total_prompt_token_count=total,
             processed_prompt_token_count=processed,
@@ -280,16 +255,16 @@ def _progress_packet(event: PromptProgress) -> PredictPromptProcessingProgress:
 
 
 def _tool_packet(event: Any) -> Any:
-    if isinstance(event, ToolCallStart):
-        return PredictToolCallGenerationStart(
+    if isinstance(event, events.ToolCallStart):
+        return llm_ep.PredictToolCallGenerationStart(
             tool_call_id=event.call_id if event.call_id is not None else UNSET
         )
-    if isinstance(event, ToolCallName):
-        return PredictToolCallGenerationNameReceived(event.name)
-    if isinstance(event, ToolCallArgumentFragment):
-        return PredictToolCallGenerationArgumentFragmentGenerated(event.text)
-    if isinstance(event, ToolCallEnd):
-        return PredictToolCallGenerationEnd(
+    if isinstance(event, events.ToolCallName):
+        return llm_ep.PredictToolCallGenerationNameReceived(event.name)
+    if isinstance(event, events.ToolCallArgumentFragment):
+        return llm_ep.PredictToolCallGenerationArgumentFragmentGenerated(event.text)
+    if isinstance(event, events.ToolCallEnd):
+        return llm_ep.PredictToolCallGenerationEnd(
             ToolCallRequest(
                 name=event.name,
                 id=event.call_id if event.call_id is not None else UNSET,
@@ -297,8 +272,8 @@ def _tool_packet(event: Any) -> Any:
             ),
             raw_content=event.raw_content if event.raw_content is not None else UNSET,
         )
-    if isinstance(event, ToolCallFailed):
-        return PredictToolCallGenerationFailed(
+    if isinstance(event, events.ToolCallFailed):
+        return llm_ep.PredictToolCallGenerationFailed(
             SerializedError(title=event.message, root_title=event.message),
             raw_content=event.raw_content if event.raw_content is not None else UNSET,
         )
@@ -306,7 +281,7 @@ def _tool_packet(event: Any) -> Any:
 
 
 @TABLE.channel(llm_ep.PREDICT)
-async def predict(context: ChannelContext, parameter: PredictCreationParameter) -> None:
+async def predict(context: ChannelContext, parameter: llm_ep.PredictCreationParameter) -> None:
     _check_preset(parameter.fuzzy_preset_identifier)
     catalog = context.server.catalog
     instance = catalog.resolve("llm", parameter.model_specifier)
@@ -328,7 +303,7 @@ async def predict(context: ChannelContext, parameter: PredictCreationParameter) 
 
 @TABLE.channel(llm_ep.COMPLETE_RAW_TEXT)
 async def complete_raw_text(
-    context: ChannelContext, parameter: CompleteRawTextCreationParameter
+    context: ChannelContext, parameter: llm_ep.CompleteRawTextCreationParameter
 ) -> None:
     _check_preset(parameter.fuzzy_preset_identifier)
     instance = context.server.catalog.resolve("llm", parameter.model_specifier)
@@ -338,8 +313,8 @@ async def complete_raw_text(
 
 @TABLE.rpc(llm_ep.APPLY_PROMPT_TEMPLATE)
 async def apply_prompt_template(
-    context: CallContext, parameter: ApplyPromptTemplateParameter
-) -> ApplyPromptTemplateResult:
+    context: CallContext, parameter: llm_ep.ApplyPromptTemplateParameter
+) -> llm_ep.ApplyPromptTemplateResult:
     catalog = context.server.catalog
     instance = catalog.resolve("llm", parameter.specifier)
     settings = read_prediction_config(parameter.prediction_config_stack)
@@ -359,4 +334,4 @@ async def apply_prompt_template(
             omit_bos_token=opts.omit_bos_token is True,
             omit_eos_token=opts.omit_eos_token is True,
         )
-    return ApplyPromptTemplateResult(formatted)
+    return llm_ep.ApplyPromptTemplateResult(formatted)

@@ -5,45 +5,20 @@
 * ``sentence``: all-MiniLM-L6-v2 embeddings (numpy forward pass, no torch);
 * ``scripted``: deterministic fake LLM and embedding engines with fault injection.
 
-Importing this package imports none of the optional model packages.
+The package re-exports the engine interface (:mod:`.base`), the generation events
+(:mod:`.events`) and the scripted engines. Importing it imports none of the optional model
+packages.
 """
 
 from __future__ import annotations
 
+from lmstudio_sdk.server.engines import base, events
 from lmstudio_sdk.server.engines._templates import render_chat_template
-from lmstudio_sdk.server.engines.base import (
-    Domain,
-    EmbeddingEngine,
-    EngineError,
-    EngineKind,
-    EngineUnavailableError,
-    FaultEvent,
-    Finished,
-    GenerationEvent,
-    GenerationRequest,
-    GenerationStream,
-    InvalidRequestError,
-    LLMEngine,
-    ModelFacts,
-    ModelNotLoadedError,
-    PromptProgress,
-    PromptTemplateError,
-    PromptTooLongError,
-    Quantization,
-    ReasoningParsing,
-    StopReason,
-    TemplateMessage,
-    TokenPiece,
-    ToolCallArgumentFragment,
-    ToolCallEnd,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStart,
-)
+from lmstudio_sdk.server.engines.base import *  # noqa: F403 - the package re-exports the interface
+from lmstudio_sdk.server.engines.events import *  # noqa: F403 - ... and the generation events
 from lmstudio_sdk.server.engines.scripted import (
     Faults,
     InjectedFaultError,
-    InjectedWireFault,
     Script,
     ScriptedEmbeddingEngine,
     ScriptedEngine,
@@ -51,40 +26,14 @@ from lmstudio_sdk.server.engines.scripted import (
 )
 
 __all__ = [
-    "Domain",
-    "EmbeddingEngine",
-    "EngineError",
-    "EngineKind",
-    "EngineUnavailableError",
-    "FaultEvent",
+    *base.__all__,
+    *events.__all__,
     "Faults",
-    "Finished",
-    "GenerationEvent",
-    "GenerationRequest",
-    "GenerationStream",
     "InjectedFaultError",
-    "InjectedWireFault",
-    "InvalidRequestError",
-    "LLMEngine",
-    "ModelFacts",
-    "ModelNotLoadedError",
-    "PromptProgress",
-    "PromptTemplateError",
-    "PromptTooLongError",
-    "Quantization",
-    "ReasoningParsing",
     "Script",
     "ScriptedEmbeddingEngine",
     "ScriptedEngine",
     "ScriptedToolCall",
-    "StopReason",
-    "TemplateMessage",
-    "TokenPiece",
-    "ToolCallArgumentFragment",
-    "ToolCallEnd",
-    "ToolCallFailed",
-    "ToolCallName",
-    "ToolCallStart",
     "create_engine",
     "installed_models",
     "missing_bundled_models",
@@ -92,7 +41,7 @@ __all__ = [
 ]
 
 
-def installed_models() -> list[ModelFacts]:
+def installed_models() -> list[base.ModelFacts]:
     """Facts of the bundled real models whose packages are installed (SmolLM2, MiniLM).
 
     A model is listed when its model file is present and its engine's packages import;
@@ -101,7 +50,7 @@ def installed_models() -> list[ModelFacts]:
     from lmstudio_sdk.server.engines import llama, sentence
 
     missing = missing_bundled_models()
-    found: list[ModelFacts] = []
+    found: list[base.ModelFacts] = []
     if llama.SMOLLM2_KEY not in missing:
         found.append(llama.smollm2_facts())
     if sentence.MINILM_KEY not in missing:
@@ -133,8 +82,8 @@ def missing_bundled_models() -> dict[str, str]:
 
 
 def create_engine(
-    facts: ModelFacts, *, script: Script | None = None, faults: Faults | None = None
-) -> LLMEngine | EmbeddingEngine:
+    facts: base.ModelFacts, *, script: Script | None = None, faults: Faults | None = None
+) -> base.LLMEngine | base.EmbeddingEngine:
     """A new (unloaded) engine for ``facts``; ``script``/``faults`` are for scripted models."""
     if facts.engine == "scripted":
         if facts.domain == "embedding":

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .base import ReasoningParsing, ReasoningType, TokenPiece
+from .base import ReasoningParsing
+from .events import ReasoningType, TokenPiece
 
 __all__ = ["StreamAssembler"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from lmstudio_sdk.server.engines.base import TokenLogProb, TokenPiece
+from lmstudio_sdk.server.engines.events import TokenLogProb, TokenPiece
 
 __all__ = ["LogProbReader", "attach_log_probs"]
 

@@ -20,19 +20,15 @@ import anyio
 import anyio.to_thread
 import sniffio
 
+from lmstudio_sdk.server.engines import events
 from lmstudio_sdk.server.engines._assembly import StreamAssembler
 from lmstudio_sdk.server.engines._llama_logprobs import LogProbReader, attach_log_probs
 from lmstudio_sdk.server.engines._llama_tools import ToolCallSplitter
 from lmstudio_sdk.server.engines._timer import GenerationTimer
 from lmstudio_sdk.server.engines.base import (
     EngineUnavailableError,
-    GenerationEvent,
     GenerationRequest,
     InvalidRequestError,
-    PromptProgress,
-    StopReason,
-    TokenLogProb,
-    TokenPiece,
 )
 
 LLAMA_WHEEL_HINT = (
@@ -73,11 +69,11 @@ class _Control:
     # Shared by the loop thread (writes `reason`) and the decode thread (reads it); a single
     # attribute read/write is atomic under the GIL.
     def __init__(self) -> None:
-        self.reason: StopReason | None = None
+        self.reason: events.StopReason | None = None
         self.error: BaseException | None = None
         self.on_stop: Callable[[], None] | None = None
 
-    def request_stop(self, reason: StopReason) -> None:
+    def request_stop(self, reason: events.StopReason) -> None:
         if self.reason is None:
             self.reason = reason
             if self.on_stop is not None:
@@ -111,7 +107,7 @@ class _HandOff:
         self._control = control
         self._capacity = capacity
         self._schedule = _thread_safe_scheduler()
-        self._buffer: collections.deque[GenerationEvent] = collections.deque()
+        self._buffer: collections.deque[events.GenerationEvent] = collections.deque()
         self._lock = threading.Lock()
         self._space = threading.Condition(self._lock)
         self._wakeup: anyio.Event | None = None  # set while the consumer waits
@@ -121,7 +117,7 @@ class _HandOff:
 
     # -- decode thread
 
-    def put(self, event: GenerationEvent) -> None:
+    def put(self, event: events.GenerationEvent) -> None:
         with self._lock:
             while (
                 len(self._buffer) >= self._capacity
@@ -160,7 +156,7 @@ class _HandOff:
         with self._lock:
             self._space.notify_all()
 
-    async def receive(self) -> GenerationEvent:
+    async def receive(self) -> events.GenerationEvent:
         """The next event; :class:`anyio.EndOfStream` after the last one."""
         while True:
             with self._lock:
@@ -277,7 +273,7 @@ def _decode(
     request: GenerationRequest,
     prompt_tokens: list[int],
     grammar_text: str | None,
-    emit: Callable[[GenerationEvent], None],
+    emit: Callable[[events.GenerationEvent], None],
     control: _Control,
     splitter: ToolCallSplitter | None = None,
 ) -> None:
@@ -303,7 +299,7 @@ def _decode(
         cached = 0
     else:
         cached = _reuse_cached_prefix(llm, prompt_tokens)
-    emit(PromptProgress(cached, total, cached))
+    emit(events.PromptProgress(cached, total, cached))
     position = cached
     while position < total:
         if control.reason is not None:
@@ -312,7 +308,7 @@ def _decode(
         end = min(total, position + int(llm.n_batch))
         llm.eval(prompt_tokens[position:end])
         position = end
-        emit(PromptProgress(position, total, cached))
+        emit(events.PromptProgress(position, total, cached))
     timer.prompt_processed()
 
     if request.max_tokens == 0:
@@ -323,19 +319,19 @@ def _decode(
     assembler = StreamAssembler(request.stop_strings, request.reasoning)
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
     log_probs: LogProbReader | None = None
-    pending: list[TokenLogProb] = []  # log-probabilities of tokens not yet in a piece
+    pending: list[events.TokenLogProb] = []  # log-probabilities of tokens not yet in a piece
     if request.log_probs is not None:
         log_probs = LogProbReader(
             llama_cpp, llm, request.log_probs, functools.partial(_token_text, llama_cpp, vocab)
         )
 
-    def emit_pieces(pieces: list[TokenPiece]) -> None:
+    def emit_pieces(pieces: list[events.TokenPiece]) -> None:
         if log_probs is not None:
             pieces = attach_log_probs(pieces, pending)
         for event in splitter.feed(pieces) if splitter else pieces:
             emit(event)
 
-    reason: StopReason = "eosFound"
+    reason: events.StopReason = "eosFound"
     stop_string: str | None = None
     # The whole prompt is evaluated, so generate() samples at once; it evaluates each token
     # only when asked for the next one, so breaking out stops llama.cpp immediately.

@@ -25,16 +25,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import (
-    GenerationEvent,
-    InvalidRequestError,
-    TokenPiece,
-    ToolCallArgumentFragment,
-    ToolCallEnd,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStart,
-)
+from . import events
+from .base import InvalidRequestError
 
 __all__ = [
     "TOOL_CALL_END",
@@ -153,21 +145,21 @@ class ToolCallSplitter:
         self.called = False
         """A tool call was emitted (the stop reason is ``toolCalls``)."""
 
-    def feed(self, pieces: Sequence[TokenPiece]) -> list[GenerationEvent]:
-        events: list[GenerationEvent] = []
+    def feed(self, pieces: Sequence[events.TokenPiece]) -> list[events.GenerationEvent]:
+        out: list[events.GenerationEvent] = []
         for piece in pieces:
             if self._mode is None and piece.text:
                 self._mode = "call" if piece.text.startswith("<") else "text"
                 if self._mode == "call":
-                    events.append(ToolCallStart())
+                    out.append(events.ToolCallStart())
             if self._mode == "call":
                 self._raw += piece.text
-                events.extend(self._name_event())
+                out.extend(self._name_event())
             else:
-                events.append(piece)
-        return events
+                out.append(piece)
+        return out
 
-    def _name_event(self) -> list[GenerationEvent]:
+    def _name_event(self) -> list[events.GenerationEvent]:
         if self._name_sent:
             return []
         body = self._raw[len(TOOL_CALL_START) :]
@@ -179,9 +171,9 @@ class ToolCallSplitter:
         except (ValueError, KeyError, TypeError):
             return []
         self._name_sent = True
-        return [ToolCallName(str(name))]
+        return [events.ToolCallName(str(name))]
 
-    def finish(self) -> list[GenerationEvent]:
+    def finish(self) -> list[events.GenerationEvent]:
         """Events after the last piece: the parsed call (or its failure)."""
         if self._mode != "call":
             return []
@@ -197,9 +189,11 @@ class ToolCallSplitter:
             if not isinstance(name, str) or not isinstance(arguments, dict):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            return [ToolCallFailed("The model's tool call is not valid JSON.", raw_content=raw)]
-        events: list[GenerationEvent] = self._name_event()
-        events.append(ToolCallArgumentFragment(json.dumps(arguments, ensure_ascii=False)))
-        events.append(ToolCallEnd(name, arguments, raw_content=raw))
+            return [
+                events.ToolCallFailed("The model's tool call is not valid JSON.", raw_content=raw)
+            ]
+        out: list[events.GenerationEvent] = self._name_event()
+        out.append(events.ToolCallArgumentFragment(json.dumps(arguments, ensure_ascii=False)))
+        out.append(events.ToolCallEnd(name, arguments, raw_content=raw))
         self.called = True
-        return events
+        return out

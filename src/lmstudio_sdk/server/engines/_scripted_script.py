@@ -16,6 +16,7 @@ from lmstudio_sdk.server.engines.base import (
     EngineError,
     InjectedWireFault,
     InvalidRequestError,
+    _check_non_negative,
 )
 
 __all__ = [
@@ -30,11 +31,6 @@ __all__ = [
 Operation = Literal[
     "load", "generate", "tokenize", "count_tokens", "apply_prompt_template", "embed"
 ]
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None and value < 0:
-        raise InvalidRequestError(f"{attribute.name} must be >= 0, got {value!r}.")
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -99,13 +95,13 @@ class Script:
     echo: bool = False
     echo_prefix: str = ""
     tool_calls: tuple[ScriptedToolCall, ...] = attrs.field(default=(), converter=tuple)
-    fragments_per_second: float = attrs.field(default=0.0, validator=_non_negative)
-    prompt_progress_steps: int = attrs.field(default=1, validator=_non_negative)
+    fragments_per_second: float = attrs.field(default=0.0, validator=_check_non_negative)
+    prompt_progress_steps: int = attrs.field(default=1, validator=_check_non_negative)
     load_progress_steps: int = attrs.field(default=4, validator=_positive)
-    load_step_seconds: float = attrs.field(default=0.0, validator=_non_negative)
-    download_total_bytes: int = attrs.field(default=10_000_000, validator=_non_negative)
+    load_step_seconds: float = attrs.field(default=0.0, validator=_check_non_negative)
+    download_total_bytes: int = attrs.field(default=10_000_000, validator=_check_non_negative)
     download_progress_steps: int = attrs.field(default=4, validator=_positive)
-    download_step_seconds: float = attrs.field(default=0.0, validator=_non_negative)
+    download_step_seconds: float = attrs.field(default=0.0, validator=_check_non_negative)
 
     def download_steps(self) -> list[DownloadStep]:
         """The progress reports of a fake download, ending at ``download_total_bytes``."""
@@ -141,11 +137,15 @@ class Faults:
     operations: frozenset[Operation] = attrs.field(
         default=frozenset({"generate"}), converter=frozenset
     )
-    delay: float = attrs.field(default=0.0, validator=_non_negative)
+    delay: float = attrs.field(default=0.0, validator=_check_non_negative)
     error: str | None = None
-    error_after_fragments: int = attrs.field(default=0, validator=_non_negative)
-    drop_socket_after_fragments: int | None = attrs.field(default=None, validator=_non_negative)
-    malformed_frame_after_fragments: int | None = attrs.field(default=None, validator=_non_negative)
+    error_after_fragments: int = attrs.field(default=0, validator=_check_non_negative)
+    drop_socket_after_fragments: int | None = attrs.field(
+        default=None, validator=_check_non_negative
+    )
+    malformed_frame_after_fragments: int | None = attrs.field(
+        default=None, validator=_check_non_negative
+    )
     never_answer: bool = False
 
     def applies_to(self, operation: Operation) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .base import Finished, StopReason
+from .events import Finished, StopReason
 
 __all__ = ["GenerationTimer"]
 

@@ -19,8 +19,9 @@ After ``stream.stop()`` keep iterating to receive the final :class:`Finished` (a
 more token is generated). Leaving the block without draining also stops the generation; no
 thread or task outlives the block.
 
-Engines build on two helpers next to this module: ``_templates`` (rendering a chat template
-in a sandbox) and ``_assembly`` (:class:`StreamAssembler`: stop strings and reasoning tags).
+The events a generation yields are declared in :mod:`.events`. Engines build on two helpers
+next to this module: ``_templates`` (rendering a chat template in a sandbox) and
+``_assembly`` (:class:`StreamAssembler`: stop strings and reasoning tags).
 """
 
 from __future__ import annotations
@@ -28,15 +29,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 from typing_extensions import NotRequired, Required, Self, TypedDict
 
 from lmstudio_sdk.errors import LMStudioError
-
-if TYPE_CHECKING:
-    pass
+from lmstudio_sdk.server.engines.events import Finished, GenerationEvent, StopReason
 
 __all__ = [
     "ContextLengthState",
@@ -45,9 +44,6 @@ __all__ = [
     "EngineError",
     "EngineKind",
     "EngineUnavailableError",
-    "FaultEvent",
-    "Finished",
-    "GenerationEvent",
     "GenerationRequest",
     "GenerationStream",
     "InjectedWireFault",
@@ -57,37 +53,17 @@ __all__ = [
     "ModelFormat",
     "ModelNotLoadedError",
     "ProgressCallback",
-    "PromptProgress",
     "PromptTemplateError",
     "PromptTooLongError",
     "Quantization",
     "ReasoningParsing",
-    "ReasoningType",
-    "StopReason",
     "TemplateMessage",
     "TemplateOptions",
-    "TokenLogProb",
-    "TokenPiece",
-    "ToolCallArgumentFragment",
-    "ToolCallEnd",
-    "ToolCallFailed",
-    "ToolCallName",
-    "ToolCallStart",
 ]
 
 Domain = Literal["llm", "embedding"]
 ModelFormat = Literal["gguf", "safetensors"]
 EngineKind = Literal["llama", "sentence", "scripted", "upstream"]
-ReasoningType = Literal["none", "reasoning", "reasoningStartTag", "reasoningEndTag"]
-StopReason = Literal[
-    "eosFound",
-    "stopStringFound",
-    "maxPredictedTokensReached",
-    "contextLengthReached",
-    "toolCalls",
-    "userStopped",
-    "modelUnloaded",
-]
 ProgressCallback = Callable[[float], object]
 """Called with load progress in ``[0, 1]`` (monotonic, ends with ``1.0``), on the loop thread."""
 
@@ -269,135 +245,14 @@ class GenerationRequest:
             raise InvalidRequestError("json_schema must be a JSON Schema object (a dict).")
 
 
-# --- generation events ----------------------------------------------------------------------
-
-
-@attrs.frozen
-class TokenLogProb:
-    """A generated token's log-probability (natural log, ``<= 0``) and, when asked for, the
-    most likely candidates at its position (most likely first; each with no candidates)."""
-
-    id: int
-    text: str
-    log_prob: float
-    candidates: tuple[TokenLogProb, ...] = ()
-
-
-@attrs.frozen
-class TokenPiece:
-    """Generated text. ``tokens_count`` may be 0 when one token's text was split in two
-    (e.g. around a reasoning tag); the sum over a generation is the predicted token count
-    minus tokens swallowed by a stop string. Tags are ``is_structural``. ``tokens`` holds the
-    log-probabilities of the piece's tokens when the request asked for them."""
-
-    text: str
-    tokens_count: int = 1
-    reasoning_type: ReasoningType = "none"
-    is_structural: bool = False
-    tokens: tuple[TokenLogProb, ...] | None = None
-
-
-@attrs.frozen
-class PromptProgress:
-    """Prompt processing: ``processed`` of ``total`` prompt tokens, ``cached`` of them reused."""
-
-    processed: int
-    total: int
-    cached: int = 0
-
-    @property
-    def fraction(self) -> float:
-        """Progress in ``[0, 1]``."""
-        return 1.0 if self.total == 0 else self.processed / self.total
-
-
-@attrs.frozen
-class ToolCallStart:
-    """The model began a tool call (``toolCallGenerationStart``)."""
-
-    call_id: str | None = None
-
-
-@attrs.frozen
-class ToolCallName:
-    """The tool's name is known (``toolCallGenerationNameReceived``)."""
-
-    name: str
-
-
-@attrs.frozen
-class ToolCallArgumentFragment:
-    """Raw argument text as it is generated (``toolCallGenerationArgumentFragmentGenerated``)."""
-
-    text: str
-
-
-@attrs.frozen
-class ToolCallEnd:
-    """One complete tool call (``toolCallGenerationEnd``)."""
-
-    name: str
-    arguments: Mapping[str, Any]
-    call_id: str | None = None
-    raw_content: str | None = None
-
-
-@attrs.frozen
-class ToolCallFailed:
-    """The model produced a tool call that could not be parsed (``toolCallGenerationFailed``)."""
-
-    message: str
-    raw_content: str | None = None
-
-
-@attrs.frozen
-class FaultEvent:
-    """Fault injection (scripted engine only): the server must now break the wire.
-
-    ``"dropSocket"``: close the connection abruptly, sending nothing more.
-    ``"malformedFrame"``: send one frame that violates the protocol, then carry on.
-    """
-
-    kind: Literal["dropSocket", "malformedFrame"]
-
-
-@attrs.frozen(kw_only=True)
-class Finished:
-    """The last event of every generation, with the stats for ``LLMPredictionStats``.
-
-    Times are seconds. ``time_to_first_token`` is ``None`` when no token was generated;
-    ``tokens_per_second`` counts predicted tokens over the time after prompt processing.
-    """
-
-    stop_reason: StopReason
-    stop_string: str | None = None
-    prompt_tokens: int
-    predicted_tokens: int
-    time_to_first_token: float | None
-    tokens_per_second: float | None
-    total_time: float
-
-    @property
-    def total_tokens(self) -> int:
-        """Prompt plus predicted tokens."""
-        return self.prompt_tokens + self.predicted_tokens
-
-
-GenerationEvent = (
-    TokenPiece
-    | PromptProgress
-    | ToolCallStart
-    | ToolCallName
-    | ToolCallArgumentFragment
-    | ToolCallEnd
-    | ToolCallFailed
-    | FaultEvent
-    | Finished
-)
+# --- generation streams (the events are in :mod:`.events`) --------------------------------
 
 
 class GenerationStream(abc.ABC):
     """The events of one generation, in order; see the module docstring."""
+
+    _finished: Finished | None = None
+    """Set by the subclass to the :class:`Finished` event as it hands it out."""
 
     def __aiter__(self) -> Self:
         return self
@@ -414,9 +269,9 @@ class GenerationStream(abc.ABC):
         """
 
     @property
-    @abc.abstractmethod
     def finished(self) -> Finished | None:
         """The final event once it has been received, else ``None``."""
+        return self._finished
 
 
 # --- chat templates -------------------------------------------------------------------------

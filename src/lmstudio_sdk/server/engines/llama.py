@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import anyio
 import anyio.to_thread
 
+from lmstudio_sdk.server.engines import events
 from lmstudio_sdk.server.engines._llama_model import LlamaModel, gguf_model_facts
 
 # Re-exported: the tests reach the hand-off through this module.
@@ -52,8 +53,6 @@ from lmstudio_sdk.server.engines._models import (
 from lmstudio_sdk.server.engines._templates import render_chat_template
 from lmstudio_sdk.server.engines.base import (
     EngineUnavailableError,
-    Finished,
-    GenerationEvent,
     GenerationRequest,
     GenerationStream,
     InvalidRequestError,
@@ -61,7 +60,6 @@ from lmstudio_sdk.server.engines.base import (
     ModelFacts,
     ProgressCallback,
     PromptTooLongError,
-    StopReason,
     TemplateMessage,
     TemplateOptions,
 )
@@ -351,17 +349,12 @@ class _LlamaStream(GenerationStream):
     def __init__(self, handoff: _HandOff, control: _Control):
         self._handoff = handoff
         self._control = control
-        self._finished: Finished | None = None
 
-    @property
-    def finished(self) -> Finished | None:
-        return self._finished
-
-    def stop(self, reason: StopReason = "userStopped") -> None:
+    def stop(self, reason: events.StopReason = "userStopped") -> None:
         if self._finished is None:
             self._control.request_stop(reason)
 
-    async def __anext__(self) -> GenerationEvent:
+    async def __anext__(self) -> events.GenerationEvent:
         try:
             event = await self._handoff.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -369,7 +362,7 @@ class _LlamaStream(GenerationStream):
             if error is not None:
                 raise error from None
             raise StopAsyncIteration from None
-        if isinstance(event, Finished):
+        if isinstance(event, events.Finished):
             self._finished = event
         return event
 

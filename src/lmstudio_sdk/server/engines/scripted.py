@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import anyio
 import anyio.lowlevel
 
+from lmstudio_sdk.server.engines import events
 from lmstudio_sdk.server.engines._assembly import StreamAssembler
 from lmstudio_sdk.server.engines._schema_example import example_for_schema
 from lmstudio_sdk.server.engines._scripted_script import (
@@ -47,9 +48,6 @@ from lmstudio_sdk.server.engines.base import (
     ContextLengthState,
     Domain,
     EmbeddingEngine,
-    FaultEvent,
-    Finished,
-    GenerationEvent,
     GenerationRequest,
     GenerationStream,
     InjectedWireFault,
@@ -57,19 +55,11 @@ from lmstudio_sdk.server.engines.base import (
     LLMEngine,
     ModelFacts,
     ProgressCallback,
-    PromptProgress,
     PromptTooLongError,
     Quantization,
     ReasoningParsing,
-    StopReason,
     TemplateMessage,
     TemplateOptions,
-    TokenPiece,
-    ToolCallArgumentFragment,
-    ToolCallEnd,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStart,
 )
 
 __all__ = [
@@ -268,7 +258,7 @@ class ScriptedEngine(_ScriptedModel, LLMEngine):
 
     def _plan(
         self, request: GenerationRequest
-    ) -> tuple[list[tuple[str, int]], list[GenerationEvent]]:
+    ) -> tuple[list[tuple[str, int]], list[events.GenerationEvent]]:
         """The raw text pieces (text, tokens) and the tool-call events of one reply."""
         script = self.script
         pieces: list[tuple[str, int]] = []
@@ -300,22 +290,24 @@ class ScriptedEngine(_ScriptedModel, LLMEngine):
         return pieces, []
 
 
-def _tool_call_events(calls: Sequence[ScriptedToolCall]) -> list[GenerationEvent]:
-    events: list[GenerationEvent] = []
+def _tool_call_events(calls: Sequence[ScriptedToolCall]) -> list[events.GenerationEvent]:
+    out: list[events.GenerationEvent] = []
     for index, call in enumerate(calls):
         call_id = None if call.omit_id else (call.call_id or f"call-{index}")
         arguments = json.dumps(dict(call.arguments))
         raw = json.dumps({"name": call.name, "arguments": dict(call.arguments)})
-        events.append(ToolCallStart(call_id))
-        events.append(ToolCallName(call.name))
+        out.append(events.ToolCallStart(call_id))
+        out.append(events.ToolCallName(call.name))
         if call.malformed:
             broken = raw[: max(1, len(raw) // 2)]
-            events.append(ToolCallArgumentFragment(broken))
-            events.append(ToolCallFailed("The tool call is not valid JSON.", raw_content=broken))
+            out.append(events.ToolCallArgumentFragment(broken))
+            out.append(
+                events.ToolCallFailed("The tool call is not valid JSON.", raw_content=broken)
+            )
             continue
-        events.extend(ToolCallArgumentFragment(p) for p in fake_token_pieces(arguments))
-        events.append(ToolCallEnd(call.name, dict(call.arguments), call_id, raw_content=raw))
-    return events
+        out.extend(events.ToolCallArgumentFragment(p) for p in fake_token_pieces(arguments))
+        out.append(events.ToolCallEnd(call.name, dict(call.arguments), call_id, raw_content=raw))
+    return out
 
 
 async def _report_load_progress(script: Script, progress: ProgressCallback | None) -> None:
@@ -342,7 +334,7 @@ class _ScriptedStream(GenerationStream):
         faults: Faults,
         prompt_tokens: int,
         context_length: int,
-        plan: tuple[list[tuple[str, int]], list[GenerationEvent]],
+        plan: tuple[list[tuple[str, int]], list[events.GenerationEvent]],
     ) -> None:
         self._request = request
         self._script = script
@@ -350,25 +342,20 @@ class _ScriptedStream(GenerationStream):
         self._prompt_tokens = prompt_tokens
         self._context_length = context_length
         self._pieces, self._tool_events = plan
-        self._stop_reason: StopReason | None = None
-        self._finished: Finished | None = None
+        self._stop_reason: events.StopReason | None = None
         self._pause_scope: anyio.CancelScope | None = None
         self._started = False
         self._count = 0
         self._next_fragment_time: float | None = None
         self._events = self._produce()
 
-    @property
-    def finished(self) -> Finished | None:
-        return self._finished
-
-    def stop(self, reason: StopReason = "userStopped") -> None:
+    def stop(self, reason: events.StopReason = "userStopped") -> None:
         if self._finished is None and self._stop_reason is None:
             self._stop_reason = reason
             if self._pause_scope is not None:
                 self._pause_scope.cancel()
 
-    async def __anext__(self) -> GenerationEvent:
+    async def __anext__(self) -> events.GenerationEvent:
         if not self._started:
             self._started = True
             if self._faults.never_answer:
@@ -380,13 +367,13 @@ class _ScriptedStream(GenerationStream):
         except StopIteration:
             raise StopAsyncIteration from None
         self._count += 1
-        if isinstance(event, TokenPiece) and self._script.fragments_per_second:
+        if isinstance(event, events.TokenPiece) and self._script.fragments_per_second:
             await self._pace()
         elif self._count % self._CHECKPOINT_EVERY == 0:
             await anyio.lowlevel.checkpoint()
         else:
             await anyio.lowlevel.checkpoint_if_cancelled()
-        if isinstance(event, Finished):
+        if isinstance(event, events.Finished):
             self._finished = event
         return event
 
@@ -406,19 +393,19 @@ class _ScriptedStream(GenerationStream):
             await anyio.sleep_until(deadline)
         self._pause_scope = None
 
-    def _produce(self) -> Iterator[GenerationEvent]:
+    def _produce(self) -> Iterator[events.GenerationEvent]:
         request, faults = self._request, self._faults
         total = self._prompt_tokens
         timer = GenerationTimer(anyio.current_time, total)
         steps = self._script.prompt_progress_steps
         for step in range(1, steps + 1):
-            yield PromptProgress(total * step // steps, total, 0)
+            yield events.PromptProgress(total * step // steps, total, 0)
         timer.prompt_processed()
         fragments = 0
 
         fired: set[str] = set()
 
-        def fault_points(at_end: bool = False) -> Iterator[GenerationEvent]:
+        def fault_points(at_end: bool = False) -> Iterator[events.GenerationEvent]:
             # Each fault fires once, when `fragments` reaches its count (or at the end of a
             # reply that has fewer fragments).
             def due(name: str, after: int | None) -> bool:
@@ -430,9 +417,9 @@ class _ScriptedStream(GenerationStream):
             if faults.error is not None and due("error", faults.error_after_fragments):
                 raise InjectedFaultError(faults.error)
             if due("drop", faults.drop_socket_after_fragments):
-                yield FaultEvent("dropSocket")
+                yield events.FaultEvent("dropSocket")
             if due("malformed", faults.malformed_frame_after_fragments):
-                yield FaultEvent("malformedFrame")
+                yield events.FaultEvent("malformedFrame")
 
         assembler = StreamAssembler(request.stop_strings, request.reasoning)
         for text, tokens in self._pieces:
@@ -463,10 +450,10 @@ class _ScriptedStream(GenerationStream):
             yield from fault_points(at_end=True)
             for event in self._tool_events:
                 # Stop only between calls: clients expect every start to be closed.
-                if isinstance(event, ToolCallStart) and self._stop_reason is not None:
+                if isinstance(event, events.ToolCallStart) and self._stop_reason is not None:
                     yield timer.finish(self._stop_reason)
                     return
-                if isinstance(event, ToolCallArgumentFragment):
+                if isinstance(event, events.ToolCallArgumentFragment):
                     timer.predicted += 1
                 yield event
             yield timer.finish("toolCalls")

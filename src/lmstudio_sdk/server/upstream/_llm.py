@@ -21,28 +21,20 @@ import attrs
 import httpx
 
 from ...protocol.codec import loads
+from ..engines import events
 from ..engines._assembly import StreamAssembler
 from ..engines._templates import render_chat_template
 from ..engines.base import (
     ContextLengthState,
     EngineError,
-    Finished,
-    GenerationEvent,
     GenerationRequest,
     GenerationStream,
     LLMEngine,
     ModelFacts,
     ModelNotLoadedError,
     ProgressCallback,
-    StopReason,
     TemplateMessage,
     TemplateOptions,
-    TokenPiece,
-    ToolCallArgumentFragment,
-    ToolCallEnd,
-    ToolCallFailed,
-    ToolCallName,
-    ToolCallStart,
 )
 from ._pool import Member, UpstreamError, UpstreamPool, send
 from ._request import build_body
@@ -90,9 +82,8 @@ class _UpstreamStream(GenerationStream):
         self._model_id = model_id
         self._started = started
         self._assembler = StreamAssembler(request.stop_strings, request.reasoning)
-        self._queue: deque[GenerationEvent] = deque()
-        self._finished: Finished | None = None
-        self._stop_requested: StopReason | None = None
+        self._queue: deque[events.GenerationEvent] = deque()
+        self._stop_requested: events.StopReason | None = None
         self._scope: anyio.CancelScope | None = None
         self._ended = False
         self._counted = 0
@@ -105,18 +96,14 @@ class _UpstreamStream(GenerationStream):
         self._in_reasoning_field = False
         self._prompt_tokens = 0
 
-    @property
-    def finished(self) -> Finished | None:
-        return self._finished
-
-    def stop(self, reason: StopReason = "userStopped") -> None:
+    def stop(self, reason: events.StopReason = "userStopped") -> None:
         if self._finished is not None or self._stop_requested is not None:
             return
         self._stop_requested = reason
         if self._scope is not None:
             self._scope.cancel()  # interrupts the read that waits for the next chunk
 
-    async def __anext__(self) -> GenerationEvent:
+    async def __anext__(self) -> events.GenerationEvent:
         while not self._queue:
             if self._finished is not None:
                 raise StopAsyncIteration
@@ -150,7 +137,7 @@ class _UpstreamStream(GenerationStream):
                 *lines, self._partial = (self._partial + data).split(b"\n")
                 self._lines.extend(lines)
         event = self._queue.popleft()
-        if isinstance(event, Finished):
+        if isinstance(event, events.Finished):
             self._finished = event
         return event
 
@@ -293,18 +280,20 @@ class _UpstreamStream(GenerationStream):
     def _reasoning(self, text: str) -> None:
         parsing = self._request.reasoning
         if parsing is None:
-            self._queue.append(TokenPiece(text, 1))
+            self._queue.append(events.TokenPiece(text, 1))
             return
         if not self._in_reasoning_field:
             self._in_reasoning_field = True
-            self._queue.append(TokenPiece(parsing.start_string, 0, "reasoningStartTag", True))
-        self._queue.append(TokenPiece(text, 1, "reasoning"))
+            self._queue.append(
+                events.TokenPiece(parsing.start_string, 0, "reasoningStartTag", True)
+            )
+        self._queue.append(events.TokenPiece(text, 1, "reasoning"))
 
     def _end_reasoning(self) -> None:
         if self._in_reasoning_field and self._request.reasoning is not None:
             self._in_reasoning_field = False
             end = self._request.reasoning.end_string
-            self._queue.append(TokenPiece(end, 0, "reasoningEndTag", True))
+            self._queue.append(events.TokenPiece(end, 0, "reasoningEndTag", True))
 
     def _tool_call(self, delta: Mapping[str, Any]) -> None:
         self._token_arrived()
@@ -315,26 +304,26 @@ class _UpstreamStream(GenerationStream):
         if call is None:
             call_id = delta.get("id")
             call = self._calls[index] = _Call(call_id if isinstance(call_id, str) else None)
-            self._queue.append(ToolCallStart(call.call_id))
+            self._queue.append(events.ToolCallStart(call.call_id))
         function = delta.get("function")
         if not isinstance(function, Mapping):
             return
         name = function.get("name")
         if isinstance(name, str) and name and not call.name:
             call.name = name
-            self._queue.append(ToolCallName(name))
+            self._queue.append(events.ToolCallName(name))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             call.arguments.append(arguments)
-            self._queue.append(ToolCallArgumentFragment(arguments))
+            self._queue.append(events.ToolCallArgumentFragment(arguments))
         elif isinstance(arguments, Mapping):  # some servers send an object
             text = json.dumps(arguments)
             call.arguments.append(text)
-            self._queue.append(ToolCallArgumentFragment(text))
+            self._queue.append(events.ToolCallArgumentFragment(text))
 
     # --- the end --------------------------------------------------------------------------
 
-    def _finish(self, stopped: StopReason | None) -> None:
+    def _finish(self, stopped: events.StopReason | None) -> None:
         if stopped != "userStopped" and stopped != "modelUnloaded":
             self._queue.extend(self._assembler.flush())
             self._end_reasoning()
@@ -348,7 +337,7 @@ class _UpstreamStream(GenerationStream):
         prompt = usage.get("prompt_tokens", self._prompt_tokens)
         first = self._first_token
         self._queue.append(
-            Finished(
+            events.Finished(
                 stop_reason=stopped or self._stop_reason(),
                 stop_string=self._stop_string,
                 prompt_tokens=prompt if isinstance(prompt, int) else 0,
@@ -362,21 +351,21 @@ class _UpstreamStream(GenerationStream):
         )
         self._pool.mark_up(self._member)
 
-    def _end_call(self, call: _Call) -> GenerationEvent:
+    def _end_call(self, call: _Call) -> events.GenerationEvent:
         raw = "".join(call.arguments)
         try:
             arguments = json.loads(raw) if raw.strip() else {}
         except ValueError:
             arguments = None
         if not call.name or not isinstance(arguments, Mapping):
-            return ToolCallFailed(
+            return events.ToolCallFailed(
                 f"The upstream sent a tool call that cannot be used (name {call.name!r}, "
                 f"arguments {raw[:200]!r}).",
                 raw_content=raw,
             )
-        return ToolCallEnd(call.name, arguments, call.call_id, raw_content=raw)
+        return events.ToolCallEnd(call.name, arguments, call.call_id, raw_content=raw)
 
-    def _stop_reason(self) -> StopReason:
+    def _stop_reason(self) -> events.StopReason:
         reason = self._finish_reason
         if self._calls or reason in ("tool_calls", "function_call"):
             return "toolCalls"
