@@ -28,19 +28,12 @@ import anyio
 
 from .._boundary import sdk_boundary
 from ..errors import LMStudioConnectionError
+from . import namespaces
 from ._discovery import DEFAULT_PORTS, discover, resolve_credentials, resolve_host
 from ._exceptions import exceptions_unwrapped
 from ._keepalive import DEFAULT_KEEPALIVE, keepalive_settings
 from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT
 from .connection import DEFAULT_TIMEOUT, Connection, TransportFactory, check_timeout
-from .namespaces import (
-    DiagnosticsNamespace,
-    EmbeddingNamespace,
-    FilesNamespace,
-    LLMNamespace,
-    RepositoryNamespace,
-    SystemNamespace,
-)
 from .transport import DEFAULT_CONNECT_TIMEOUT, connect
 
 if TYPE_CHECKING:
@@ -118,12 +111,12 @@ class AsyncClient:
         self._task_group: TaskGroup | None = None
         self._state = "new"
         self._connections: dict[str, Connection] = {}
-        self.system = SystemNamespace(self)
-        self.llm = LLMNamespace(self)
-        self.embedding = EmbeddingNamespace(self)
-        self.files = FilesNamespace(self)
-        self.repository = RepositoryNamespace(self)
-        self.diagnostics = DiagnosticsNamespace(self)
+        self.system = namespaces.SystemNamespace(self)
+        self.llm = namespaces.LLMNamespace(self)
+        self.embedding = namespaces.EmbeddingNamespace(self)
+        self.files = namespaces.FilesNamespace(self)
+        self.repository = namespaces.RepositoryNamespace(self)
+        self.diagnostics = namespaces.DiagnosticsNamespace(self)
 
     def __repr__(self) -> str:
         where = self._base_url or "(discovering)"

@@ -40,6 +40,7 @@ usually the reason.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -361,47 +362,38 @@ def _fresh(error: LMStudioConnectionError) -> LMStudioConnectionError:
         return error
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
     """``async with connection.open_channel(...)``: opens, then cancels and drains on exit."""
 
-    def __init__(
-        self,
-        connection: Connection,
-        spec: ChannelSpec,
-        creation_parameter: Any,
-        idle_timeout: float | None,
-        merge: MergeRule | None,
-        buffer_size: int,
-        drain_timeout: float,
-    ) -> None:
-        self._connection = connection
-        self._drain_timeout = drain_timeout
-        self._spec = spec
-        self._parameter = creation_parameter
-        self._idle_timeout = idle_timeout
-        self._merge = merge
-        self._buffer_size = buffer_size
-        self._channel: Channel[Any] | None = None
+    connection: Connection
+    spec: ChannelSpec
+    creation_parameter: Any
+    idle_timeout: float | None
+    merge: MergeRule | None
+    buffer_size: int
+    drain_timeout: float
+    _channel: Channel[Any] | None = dataclasses.field(default=None, init=False)
 
     async def __aenter__(self) -> Channel[Any]:
         if self._channel is not None:
             raise RuntimeError("a channel scope can be entered only once")
-        connection = self._connection
+        connection = self.connection
         limit = connection._timeout
         with anyio.move_on_after(math.inf if limit is None else limit) as scope:
             sock = await connection._get_socket()
         if scope.cancelled_caught:
             raise LMStudioTimeoutError(
-                f"{endpoint_label(self._spec)}: could not connect within {limit:g} s"
+                f"{endpoint_label(self.spec)}: could not connect within {limit:g} s"
             )
-        channel_id, frame = sock.session.open_channel(self._spec, self._parameter)
+        channel_id, frame = sock.session.open_channel(self.spec, self.creation_parameter)
         channel: Channel[Any] = Channel(
-            self._spec,
+            self.spec,
             channel_id,
             sock,
-            buffer_size=self._buffer_size,
-            idle_timeout=self._idle_timeout,
-            merge=self._merge,
+            buffer_size=self.buffer_size,
+            idle_timeout=self.idle_timeout,
+            merge=self.merge,
         )
         sock.channels[channel_id] = channel
         self._channel = channel
@@ -411,10 +403,10 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
             # cancel nor a drain on the way out (the server would answer channelUnknown).
             await sock.send_frame(frame, before_write=channel._create_sent)
         except BaseException:
-            await channel._leave(self._drain_timeout)
+            await channel._leave(self.drain_timeout)
             raise
         return channel
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._channel is not None
-        await self._channel._leave(self._drain_timeout)
+        await self._channel._leave(self.drain_timeout)
