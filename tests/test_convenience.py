@@ -111,12 +111,12 @@ def test_configure_timeout_given_none_or_not(fresh: ModuleType) -> None:
         fresh._default = None
         # None is "no limit" (as for Client), not "not given" (the 60 s default).
         lms.configure_default_client(running.url, timeout=None)
-        assert lms.get_default_client()._async._timeout is None
+        assert lms.get_default_client()._async._settings.timeout is None
         assert lms.llm(KEY).respond("Hi").content == TEXT.text
         fresh._default.close()
         fresh._default = None
         lms.configure_default_client(running.url)
-        assert lms.get_default_client()._async._timeout == 60.0
+        assert lms.get_default_client()._async._settings.timeout == 60.0
 
 
 def test_configure_checks_its_arguments(fresh: ModuleType) -> None:

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from ._async.handles import AsyncEmbeddingModel as AsyncEmbeddingModel
     from ._async.handles import AsyncLLM as AsyncLLM
     from ._async.handles import AsyncModelHandle as AsyncModelHandle
-    from ._async.namespaces import LoadStream as LoadStream
-    from ._async.namespaces import LogStream as LogStream
     from ._async.prediction import PredictionStream as PredictionStream
+    from ._async.streams import LoadStream as LoadStream
+    from ._async.streams import LogStream as LogStream
     from ._async.streams import StreamScope as StreamScope
     from ._async.tools import ActResult as ActResult
     from ._async.tools import InvalidToolCallError as InvalidToolCallError
@@ -84,8 +84,8 @@ _LAZY: dict[str, str] = {
     "AsyncLLM": "._async.handles",
     "AsyncEmbeddingModel": "._async.handles",
     "Channel": "._async.channel",
-    "LoadStream": "._async.namespaces",
-    "LogStream": "._async.namespaces",
+    "LoadStream": "._async.streams",
+    "LogStream": "._async.streams",
     "PredictionStream": "._async.prediction",
     "StreamScope": "._async.streams",
     "ActResult": "._async.tools",

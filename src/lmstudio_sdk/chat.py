@@ -410,11 +410,17 @@ def _request_from_dict(value: Mapping[str, Any]) -> WireToolCallRequest:
     return ToolCallRequest(name, arguments or {}, call_id).to_wire()
 
 
+def tool_result_json(value: Any) -> str:
+    """``value`` as the JSON text of a tool result: non-ASCII kept as is; NaN and
+    infinities (not JSON) raise ``ValueError``, other values JSON cannot hold ``TypeError``."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
 def _result_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     try:
-        return json.dumps(content, ensure_ascii=False, allow_nan=False)
+        return tool_result_json(content)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"a tool result must be a str or JSON-serialisable, got {content!r} ({exc})"

@@ -29,20 +29,8 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from ..errors import LMStudioConnectionError, LMStudioError, RemoteProtocolError
+from ..protocol import events
 from ..protocol.endpoints._spec import RpcSpec
-from ..protocol.events import (
-    ChannelClosed,
-    ChannelFailed,
-    ChannelPacketReceived,
-    ClientEvent,
-    KeepAliveAcknowledged,
-    PayloadInvalid,
-    RpcFailed,
-    RpcSucceeded,
-    StrayMessageReceived,
-    UnknownMessageReceived,
-    WarningReceived,
-)
 from ..protocol.session import ClientSession, endpoint_label
 from ._waiting import backend_checkpoint, backend_clock
 
@@ -60,6 +48,19 @@ logger = logging.getLogger("lmstudio_sdk")
 WRITE_TIMEOUT: Final = 10.0
 #: With frames waiting, the reader lets other tasks run at least every this many frames.
 FAIR_EVERY: Final = 16
+
+
+def _chained(
+    kind: type[LMStudioError], message: str, cause: BaseException
+) -> Callable[[], LMStudioError]:
+    """Makes a new ``kind(message)`` caused by ``cause`` per call: each waiter gets its own."""
+
+    def make() -> LMStudioError:
+        error = kind(message)
+        error.__cause__ = cause
+        return error
+
+    return make
 
 
 class _PendingCall:
@@ -224,11 +225,11 @@ class _Socket:
                 return
             self.last_received = clock()
             try:
-                events = self.session.receive_text(text)
+                received = self.session.receive_text(text)
             except RemoteProtocolError as exc:
                 await self._die(self._broken_error(exc))
                 return
-            for event in events:
+            for event in received:
                 self._route(event)
             if checkpoint is not None:
                 unfair += 1
@@ -236,30 +237,30 @@ class _Socket:
                     unfair = 0
                     await checkpoint()
 
-    def _route(self, event: ClientEvent) -> None:
-        if isinstance(event, ChannelPacketReceived):
+    def _route(self, event: events.ClientEvent) -> None:
+        if isinstance(event, events.ChannelPacketReceived):
             channel = self.channels.get(event.channel_id)
             if channel is not None:
                 channel._feed(event.packet)
-        elif isinstance(event, RpcSucceeded):
+        elif isinstance(event, events.RpcSucceeded):
             call = self.calls.pop(event.call_id, None)
             if call is not None:
                 call.succeed(event.result)
-        elif isinstance(event, RpcFailed):
+        elif isinstance(event, events.RpcFailed):
             call = self.calls.pop(event.call_id, None)
             if call is not None:
                 call.fail(event.error.to_exception(endpoint_label(call.spec)))
-        elif isinstance(event, ChannelClosed):
+        elif isinstance(event, events.ChannelClosed):
             channel = self.channels.get(event.channel_id)
             if channel is not None:
                 channel._close_from_server()
-        elif isinstance(event, ChannelFailed):
+        elif isinstance(event, events.ChannelFailed):
             channel = self.channels.get(event.channel_id)
             if channel is not None:
                 channel._fail_from_server(event.error.to_exception(channel.endpoint))
-        elif isinstance(event, PayloadInvalid):
+        elif isinstance(event, events.PayloadInvalid):
             self._route_payload_invalid(event)
-        elif isinstance(event, WarningReceived):
+        elif isinstance(event, events.WarningReceived):
             self.warnings += 1
             self.last_warning = event.warning
             # A late cancel that crossed the server's channelClose is expected noise.
@@ -267,20 +268,20 @@ class _Socket:
             logger.log(
                 level, "%s: the server warned (%s): %s", self._where(), event.kind, event.warning
             )
-        elif isinstance(event, UnknownMessageReceived):
+        elif isinstance(event, events.UnknownMessageReceived):
             logger.warning(
                 "%s: skipping a message of unknown type %r (a newer server?)",
                 self._where(),
                 event.type,
             )
-        elif isinstance(event, StrayMessageReceived):
+        elif isinstance(event, events.StrayMessageReceived):
             logger.debug("%s: stray message: %s", self._where(), event.reason)
-        elif isinstance(event, KeepAliveAcknowledged):
+        elif isinstance(event, events.KeepAliveAcknowledged):
             pass
         else:  # Authenticated/AuthenticationFailed cannot happen once open
             logger.warning("%s: unexpected event %r", self._where(), event)
 
-    def _route_payload_invalid(self, event: PayloadInvalid) -> None:
+    def _route_payload_invalid(self, event: events.PayloadInvalid) -> None:
         if event.call_id is not None:
             call = self.calls.pop(event.call_id, None)
             if call is not None:
@@ -299,24 +300,12 @@ class _Socket:
         return f"{self.namespace} connection to {self.url}"
 
     def _lost_error(self, exc: BaseException) -> Callable[[], LMStudioError]:
-        message = f"lost the {self._where()}: {exc}"
-
-        def make() -> LMStudioError:
-            error = LMStudioConnectionError(message)
-            error.__cause__ = exc
-            return error
-
-        return make
+        return _chained(LMStudioConnectionError, f"lost the {self._where()}: {exc}", exc)
 
     def _broken_error(self, exc: RemoteProtocolError) -> Callable[[], LMStudioError]:
-        message = f"{self._where()}: {exc} (the connection was dropped)"
-
-        def make() -> LMStudioError:
-            error = RemoteProtocolError(message)
-            error.__cause__ = exc
-            return error
-
-        return make
+        return _chained(
+            RemoteProtocolError, f"{self._where()}: {exc} (the connection was dropped)", exc
+        )
 
     def _fail_everything(self, make_error: Callable[[], LMStudioError]) -> None:
         """Fail every call and channel in flight, each with its own exception object."""

@@ -66,10 +66,7 @@ class WebsocketsTransport(WebSocketTransport[ClientConnection]):
         # Cancelling recv() is safe in websockets >= 13: no frame is lost.
         return await self._ws.recv()
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _close(self) -> None:
         try:
             # Same rule as the Trio transport: cancelled means close abruptly at once;
             # otherwise try the close handshake, bounded by close_timeout (close() can also

@@ -68,10 +68,7 @@ class TrioWebsocketTransport(WebSocketTransport[trio_websocket.WebSocketConnecti
     async def _receive(self) -> str | bytes:
         return await self._ws.get_message()
 
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _close(self) -> None:
         # The close handshake needs trio-websocket's reader task to read the peer's answer.
         # When we are cancelled, that task (in the same cancelled scope) is too: close
         # abruptly at once, as trio's AsyncResource convention says, instead of waiting

@@ -1,7 +1,7 @@
 """What the two websocket transports share: state, ``repr``, and the frame checks.
 
 Each library-specific subclass supplies the raw send and receive, the exception its library
-raises when the connection is gone, how to read a close code from it, and ``aclose``.
+raises when the connection is gone, how to read a close code from it, and how to close.
 """
 
 from __future__ import annotations
@@ -59,9 +59,16 @@ class WebSocketTransport(abc.ABC, Generic[_Ws]):
             )
         return message
 
-    @abc.abstractmethod
     async def aclose(self) -> None:
         """Close the connection (idempotent, bounded by ``close_timeout``)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._close()
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Close the library's connection, once."""
 
     @abc.abstractmethod
     async def _send(self, text: str) -> None: ...

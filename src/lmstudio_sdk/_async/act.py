@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,7 @@ import attrs
 
 from .._prediction import PredictionAccumulator
 from .._sentinel import DEFAULT, DefaultType
-from ..chat import Chat
+from ..chat import Chat, tool_result_json
 from ..config import PredictionConfig, prediction_config_from, prediction_stack
 from ..protocol.endpoints import llm, shared
 from ..results import (
@@ -74,7 +73,7 @@ def default_invalid_tool_request(exc: Exception, request: ToolCallRequest) -> st
 
 def _encode(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        return tool_result_json(value)
     except (TypeError, ValueError) as exc:
         raise InvalidToolCallError(
             f"the tool returned a value that is not JSON-serialisable: {exc}"

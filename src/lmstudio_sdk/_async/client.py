@@ -28,18 +28,17 @@ import anyio
 
 from .._boundary import sdk_boundary
 from ..errors import LMStudioConnectionError
+from . import namespaces
 from ._discovery import DEFAULT_PORTS, discover, resolve_credentials, resolve_host
 from ._exceptions import exceptions_unwrapped
 from ._keepalive import DEFAULT_KEEPALIVE, keepalive_settings
 from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT
-from .connection import DEFAULT_TIMEOUT, Connection, TransportFactory, check_timeout
-from .namespaces import (
-    DiagnosticsNamespace,
-    EmbeddingNamespace,
-    FilesNamespace,
-    LLMNamespace,
-    RepositoryNamespace,
-    SystemNamespace,
+from .connection import (
+    DEFAULT_TIMEOUT,
+    Connection,
+    ConnectionSettings,
+    TransportFactory,
+    check_timeout,
 )
 from .transport import DEFAULT_CONNECT_TIMEOUT, connect
 
@@ -97,33 +96,37 @@ class AsyncClient:
         self._base_url = resolve_host(host)
         self._explicit_host = self._base_url is not None
         self._credentials = resolve_credentials(api_token)
-        self._timeout = check_timeout(timeout, "timeout")
+        call_limit = check_timeout(timeout, "timeout")
         connect_limit = check_timeout(connect_timeout, "connect_timeout")
         drain_limit = check_timeout(drain_timeout, "drain_timeout")
         if connect_limit is None or drain_limit is None:
             raise ValueError("connect_timeout and drain_timeout must be numbers of seconds > 0")
-        self._connect_timeout = connect_limit
-        self._drain_timeout = drain_limit
         if not isinstance(channel_buffer_size, int) or channel_buffer_size < 1:
             raise ValueError(
                 f"channel_buffer_size must be an int >= 1, got {channel_buffer_size!r}"
             )
-        self._buffer_size = channel_buffer_size
-        self._keepalive = keepalive_settings(keepalive_interval, keepalive_timeout)
-        self._transport_factory: TransportFactory = transport_factory or functools.partial(
-            _connect_websocket, connect_timeout=connect_limit
+        self._settings = ConnectionSettings(
+            resolve_url=self._resolve_url,
+            credentials=self._credentials,
+            transport_factory=transport_factory
+            or functools.partial(_connect_websocket, connect_timeout=connect_limit),
+            timeout=call_limit,
+            connect_timeout=connect_limit,
+            buffer_size=channel_buffer_size,
+            drain_timeout=drain_limit,
+            keepalive=keepalive_settings(keepalive_interval, keepalive_timeout),
         )
         self._discovery_ports: Sequence[int] = DEFAULT_PORTS
         self._discovery_lock: anyio.Lock | None = None
         self._task_group: TaskGroup | None = None
         self._state = "new"
         self._connections: dict[str, Connection] = {}
-        self.system = SystemNamespace(self)
-        self.llm = LLMNamespace(self)
-        self.embedding = EmbeddingNamespace(self)
-        self.files = FilesNamespace(self)
-        self.repository = RepositoryNamespace(self)
-        self.diagnostics = DiagnosticsNamespace(self)
+        self.system = namespaces.SystemNamespace(self)
+        self.llm = namespaces.LLMNamespace(self)
+        self.embedding = namespaces.EmbeddingNamespace(self)
+        self.files = namespaces.FilesNamespace(self)
+        self.repository = namespaces.RepositoryNamespace(self)
+        self.diagnostics = namespaces.DiagnosticsNamespace(self)
 
     def __repr__(self) -> str:
         where = self._base_url or "(discovering)"
@@ -186,18 +189,7 @@ class AsyncClient:
             if namespace not in NAMESPACES:
                 raise ValueError(f"unknown namespace {namespace!r}; known: {', '.join(NAMESPACES)}")
             assert self._task_group is not None
-            connection = Connection(
-                namespace,
-                resolve_url=self._resolve_url,
-                credentials=self._credentials,
-                task_group=self._task_group,
-                transport_factory=self._transport_factory,
-                timeout=self._timeout,
-                connect_timeout=self._connect_timeout,
-                channel_buffer_size=self._buffer_size,
-                drain_timeout=self._drain_timeout,
-                keepalive=self._keepalive,
-            )
+            connection = Connection(namespace, self._task_group, self._settings)
             self._connections[namespace] = connection
         return connection
 

@@ -40,6 +40,7 @@ usually the reason.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -61,9 +62,9 @@ from ..protocol.events import Authenticated, AuthenticationFailed, ClientEvent
 from ..protocol.merging import MergeRule
 from ..protocol.session import ClientSession, endpoint_label
 from ._exceptions import exceptions_unwrapped
-from ._keepalive import DEFAULT_KEEPALIVE, KeepAliveSettings, run_keepalive
+from ._keepalive import KeepAliveSettings, run_keepalive
 from ._socket import _PendingCall, _Socket
-from .channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT, Channel
+from .channel import Channel
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -75,6 +76,7 @@ __all__ = [
     "DEFAULT",
     "DEFAULT_TIMEOUT",
     "Connection",
+    "ConnectionSettings",
     "TransportFactory",
 ]
 
@@ -107,36 +109,31 @@ def check_timeout(value: float | None, name: str, *, allow_none: bool = True) ->
     return float(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class ConnectionSettings:
+    """What a client gives each of its connections: where the server is, who the client is,
+    how to open a websocket, and the limits (see :class:`~.client.AsyncClient`)."""
+
+    resolve_url: Callable[[], Awaitable[str]]
+    credentials: Credentials
+    transport_factory: TransportFactory
+    timeout: float | None
+    connect_timeout: float
+    buffer_size: int
+    drain_timeout: float
+    keepalive: KeepAliveSettings | None
+
+
 class Connection:
     """One namespace of a client: lazily (re)opens its websocket. See the module doc.
 
     Obtained from the client; not constructed by users.
     """
 
-    def __init__(
-        self,
-        namespace: str,
-        *,
-        resolve_url: Callable[[], Awaitable[str]],
-        credentials: Credentials,
-        task_group: TaskGroup,
-        transport_factory: TransportFactory,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        connect_timeout: float = 10.0,
-        channel_buffer_size: int = DEFAULT_BUFFER_SIZE,
-        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-        keepalive: KeepAliveSettings | None = DEFAULT_KEEPALIVE,
-    ) -> None:
+    def __init__(self, namespace: str, task_group: TaskGroup, settings: ConnectionSettings) -> None:
         self.namespace = namespace
-        self._keepalive = keepalive
-        self._resolve_url = resolve_url
-        self._credentials = credentials
         self._task_group = task_group
-        self._transport_factory = transport_factory
-        self._timeout = timeout
-        self._connect_timeout = connect_timeout
-        self._buffer_size = channel_buffer_size
-        self._drain_timeout = drain_timeout
+        self._settings = settings
         self._socket: _Socket | None = None
         self._connect_lock = anyio.Lock()
         self._closed = False
@@ -172,7 +169,9 @@ class Connection:
         :raises LMStudioConnectionError: could not connect, or the socket dropped.
         """
         limit = (
-            self._timeout if isinstance(timeout, DefaultType) else check_timeout(timeout, "timeout")
+            self._settings.timeout
+            if isinstance(timeout, DefaultType)
+            else check_timeout(timeout, "timeout")
         )
         socket_box: list[_Socket] = []
         warnings_before: list[int] = []
@@ -238,16 +237,22 @@ class Connection:
         if not isinstance(idle_timeout, DefaultType):
             idle = check_timeout(idle_timeout, "idle_timeout")
         elif spec.idle_timeout is UNSET:
-            idle = self._timeout
+            idle = self._settings.timeout
         else:
             idle = spec.idle_timeout
         drain = (
-            self._drain_timeout
+            self._settings.drain_timeout
             if isinstance(drain_timeout, DefaultType)
             else check_timeout(drain_timeout, "drain_timeout", allow_none=False)
         )
         return _ChannelScope(
-            self, spec, creation_parameter, idle, merge, buffer_size or self._buffer_size, drain
+            self,
+            spec,
+            creation_parameter,
+            idle,
+            merge,
+            buffer_size or self._settings.buffer_size,
+            drain,
         )
 
     # ------------------------------------------------------------------ connecting
@@ -294,15 +299,15 @@ class Connection:
             return sock
 
     async def _open_socket(self) -> _Socket:
-        url = f"{await self._resolve_url()}/{self.namespace}"
-        creds = self._credentials
+        url = f"{await self._settings.resolve_url()}/{self.namespace}"
+        creds = self._settings.credentials
         session = ClientSession(
             creds.client_identifier, creds.client_passkey, namespace=self.namespace
         )
-        transport = await self._transport_factory(url, self._task_group)
+        transport = await self._settings.transport_factory(url, self._task_group)
         try:
             reply: list[ClientEvent] = []
-            with anyio.move_on_after(self._connect_timeout):
+            with anyio.move_on_after(self._settings.connect_timeout):
                 await transport.send_text(session.start())
                 reply = session.receive_text(await transport.receive_text())
         except LMStudioConnectionError as exc:
@@ -325,7 +330,9 @@ class Connection:
             await transport.aclose()
             raise LMStudioConnectionError(
                 "the server did not answer the authentication",
-                attempts=[(url, f"no authentication reply within {self._connect_timeout:g} s")],
+                attempts=[
+                    (url, f"no authentication reply within {self._settings.connect_timeout:g} s")
+                ],
             )
         event = reply[0]
         if isinstance(event, AuthenticationFailed):
@@ -338,9 +345,9 @@ class Connection:
         assert isinstance(event, Authenticated)
         sock = _Socket(self.namespace, url, transport, session, self._task_group)
         self._task_group.start_soon(sock.run_reader, name=f"lmstudio_sdk reader {url}")
-        if self._keepalive is not None:
+        if self._settings.keepalive is not None:
             self._task_group.start_soon(
-                run_keepalive, sock, self._keepalive, name=f"lmstudio_sdk keepalive {url}"
+                run_keepalive, sock, self._settings.keepalive, name=f"lmstudio_sdk keepalive {url}"
             )
         logger.debug("connected to %s", url)
         return sock
@@ -361,47 +368,38 @@ def _fresh(error: LMStudioConnectionError) -> LMStudioConnectionError:
         return error
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
     """``async with connection.open_channel(...)``: opens, then cancels and drains on exit."""
 
-    def __init__(
-        self,
-        connection: Connection,
-        spec: ChannelSpec,
-        creation_parameter: Any,
-        idle_timeout: float | None,
-        merge: MergeRule | None,
-        buffer_size: int,
-        drain_timeout: float,
-    ) -> None:
-        self._connection = connection
-        self._drain_timeout = drain_timeout
-        self._spec = spec
-        self._parameter = creation_parameter
-        self._idle_timeout = idle_timeout
-        self._merge = merge
-        self._buffer_size = buffer_size
-        self._channel: Channel[Any] | None = None
+    connection: Connection
+    spec: ChannelSpec
+    creation_parameter: Any
+    idle_timeout: float | None
+    merge: MergeRule | None
+    buffer_size: int
+    drain_timeout: float
+    _channel: Channel[Any] | None = dataclasses.field(default=None, init=False)
 
     async def __aenter__(self) -> Channel[Any]:
         if self._channel is not None:
             raise RuntimeError("a channel scope can be entered only once")
-        connection = self._connection
-        limit = connection._timeout
+        connection = self.connection
+        limit = connection._settings.timeout
         with anyio.move_on_after(math.inf if limit is None else limit) as scope:
             sock = await connection._get_socket()
         if scope.cancelled_caught:
             raise LMStudioTimeoutError(
-                f"{endpoint_label(self._spec)}: could not connect within {limit:g} s"
+                f"{endpoint_label(self.spec)}: could not connect within {limit:g} s"
             )
-        channel_id, frame = sock.session.open_channel(self._spec, self._parameter)
+        channel_id, frame = sock.session.open_channel(self.spec, self.creation_parameter)
         channel: Channel[Any] = Channel(
-            self._spec,
+            self.spec,
             channel_id,
             sock,
-            buffer_size=self._buffer_size,
-            idle_timeout=self._idle_timeout,
-            merge=self._merge,
+            buffer_size=self.buffer_size,
+            idle_timeout=self.idle_timeout,
+            merge=self.merge,
         )
         sock.channels[channel_id] = channel
         self._channel = channel
@@ -411,10 +409,10 @@ class _ChannelScope(AbstractAsyncContextManager[Channel[Any]]):
             # cancel nor a drain on the way out (the server would answer channelUnknown).
             await sock.send_frame(frame, before_write=channel._create_sent)
         except BaseException:
-            await channel._leave(self._drain_timeout)
+            await channel._leave(self.drain_timeout)
             raise
         return channel
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._channel is not None
-        await self._channel._leave(self._drain_timeout)
+        await self._channel._leave(self.drain_timeout)

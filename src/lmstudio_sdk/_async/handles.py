@@ -29,6 +29,7 @@ from ._exceptions import exceptions_unwrapped
 # Why the imports inside methods: predictions, tools, chats and configs are imported on
 # first use, so that a client that lists models starts without them (benchmarks/analysis.md 11).
 if TYPE_CHECKING:
+    from .._structured import Parser
     from ..chat import ChatHistoryInput
     from ..config import LoadModelConfig, PredictionConfig, PredictionOptions
     from ..results import PredictionFragment, PredictionResult, ToolCallRequest
@@ -250,22 +251,23 @@ class AsyncLLM(AsyncModelHandle):
     def _predict(
         self,
         run: Callable[..., T],
-        request_for: Callable[[Any, Any, dict[str, Any]], PredictionRequest],
+        request_for: Callable[[PredictionConfig, Parser | None], PredictionRequest],
         keywords: PredictionKeywords,
     ) -> T:
-        """``run`` (open or run a prediction) on the request ``request_for(config,
-        response_format, options)`` builds, with the callbacks and timeouts of ``keywords``."""
+        """``run`` (open or run a prediction) on the request ``request_for(config, parser)``
+        builds, with the config, callbacks and timeouts of ``keywords``."""
         from ._keywords import check_prediction_keywords, split_callbacks
-        from .prediction import PredictionCallbacks
+        from .prediction import PredictionCallbacks, prepare_config
 
         check_prediction_keywords(keywords)
         callbacks, others = split_callbacks(keywords)
         timeouts = {
             name: others.pop(name) for name in ("timeout", "drain_timeout") if name in others
         }
-        request = request_for(
+        cfg, parser = prepare_config(
             others.pop("config", None), others.pop("response_format", None), others
         )
+        request = request_for(cfg, parser)
         return run(self._connection(), request, PredictionCallbacks(**callbacks), **timeouts)
 
     def respond_stream(

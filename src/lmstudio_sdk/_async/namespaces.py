@@ -18,9 +18,9 @@ from __future__ import annotations
 import base64
 import inspect
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic
 
 import anyio
 from typing_extensions import Unpack
@@ -36,17 +36,16 @@ from ..results import ModelInfo, ModelInstanceInfo, instance_infos
 from ._images import IMAGE_SUFFIXES, image_suffix
 from ._ttl import ttl_ms
 from .handles import AsyncEmbeddingModel, AsyncLLM, AsyncModelHandle
-from .streams import StreamScope
+from .streams import H, LoadStream, LogStream, StreamScope
 
 # Why the imports inside methods: a namespace's endpoint module, ``chat``, ``config`` and the
 # keyword checks are imported when first used, so a client starts without them
 # (benchmarks/analysis.md 11).
 if TYPE_CHECKING:
     from ..chat import FileHandle
-    from ..protocol.endpoints import diagnostics, files, repository, system
+    from ..protocol.endpoints import files, repository, system
     from ..protocol.endpoints._spec import ChannelSpec
     from ._keywords import LoadKeywords
-    from .channel import Channel
     from .client import AsyncClient
     from .connection import Connection
 
@@ -55,13 +54,9 @@ __all__ = [
     "EmbeddingNamespace",
     "FilesNamespace",
     "LLMNamespace",
-    "LoadStream",
-    "LogStream",
     "RepositoryNamespace",
     "SystemNamespace",
 ]
-
-H = TypeVar("H", bound=AsyncModelHandle)
 
 ProgressCallback = Callable[[float], "Awaitable[object] | object"]
 """Called with progress from 0 to 1; may be a plain function or a coroutine function."""
@@ -158,70 +153,6 @@ class SystemNamespace(_Namespace):
 
 
 # ------------------------------------------------------------------------------- models
-
-
-@sdk_boundary
-class LoadStream(Generic[H]):
-    """The progress of a model load: ``async for progress in load`` yields 0..1.
-
-    After the stream ended, :meth:`result` is the loaded model. ``resolved`` is the model
-    on disk the key resolved to (once the server said so).
-    """
-
-    def __init__(self, namespace: _ModelNamespace[H], channel: Channel[Any]) -> None:
-        self._namespace = namespace
-        self._channel = channel
-        self._handle: H | None = None
-        self.resolved: ModelInfo | None = None
-        self.progress: float = 0.0
-
-    def __repr__(self) -> str:
-        state = "loaded" if self._handle is not None else f"{self.progress:.0%}"
-        return f"<LoadStream {self._channel.endpoint} {state}>"
-
-    def __aiter__(self) -> AsyncIterator[float]:
-        return self
-
-    async def __anext__(self) -> float:
-        while True:
-            try:
-                packet = await self._channel.receive()
-            except anyio.EndOfStream:
-                if self._handle is None:
-                    raise RemoteProtocolError(
-                        f"{self._channel.endpoint}: the server ended the load without "
-                        "reporting success"
-                    ) from None
-                raise StopAsyncIteration from None
-            progress = self._absorb(packet)
-            if progress is not None:
-                return progress
-
-    def _absorb_final_packets(self) -> None:
-        """After the scope: take in what arrived while the channel layer drained it."""
-        for packet in self._channel.final_packets:
-            self._absorb(packet)
-
-    def _absorb(self, packet: Any) -> float | None:
-        kind = getattr(packet, "type", None)
-        if kind in ("progress", "loadProgress"):
-            self.progress = float(packet.progress)
-            return self.progress
-        if kind in ("resolved", "startLoading"):
-            self.resolved = ModelInfo.from_wire(packet.info)
-        elif kind in ("success", "loadSuccess", "alreadyLoaded"):
-            self._handle = self._namespace._handle(packet.info)
-            self.progress = 1.0
-        return None
-
-    def result(self) -> H:
-        """The loaded model; raises ``RuntimeError`` if the load has not succeeded."""
-        if self._handle is None:
-            raise RuntimeError(
-                "the load has not finished: iterate the stream to its end first "
-                "(or it was cancelled or failed)"
-            )
-        return self._handle
 
 
 class _ModelNamespace(_Namespace, Generic[H]):
@@ -554,30 +485,6 @@ class RepositoryNamespace(_Namespace):
 
 
 # ------------------------------------------------------------------------------- diagnostics
-
-
-@sdk_boundary
-class LogStream:
-    """The server's log events: ``async for event in logs`` yields
-    :class:`~lmstudio_sdk.protocol.endpoints.diagnostics.DiagnosticsLogEvent` (``.timestamp``
-    in ms, ``.data``)."""
-
-    def __init__(self, channel: Channel[Any]) -> None:
-        self._channel = channel
-
-    def __aiter__(self) -> AsyncIterator[diagnostics.DiagnosticsLogEvent]:
-        return self
-
-    async def __anext__(self) -> diagnostics.DiagnosticsLogEvent:
-        from ..protocol.endpoints import diagnostics
-
-        while True:
-            try:
-                packet = await self._channel.receive()
-            except anyio.EndOfStream:
-                raise StopAsyncIteration from None
-            if isinstance(packet, diagnostics.StreamLogsLog):
-                return packet.log
 
 
 class DiagnosticsNamespace(_Namespace):

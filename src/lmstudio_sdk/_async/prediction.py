@@ -183,14 +183,9 @@ def _complete_mode_layer() -> KVConfigLayer:
 
 
 def respond_request(
-    specifier: shared.ModelSpecifier,
-    history: Any,
-    config: PredictionConfig | Mapping[str, Any] | None,
-    response_format: Any,
-    options: Mapping[str, Any],
+    specifier: shared.ModelSpecifier, history: Any, cfg: PredictionConfig, parser: Parser | None
 ) -> PredictionRequest:
     """The ``predict`` request for ``history`` (anything :meth:`Chat.from_history` takes)."""
-    cfg, parser = prepare_config(config, response_format, options)
     chat = Chat.from_history(history)
     if not len(chat):
         raise ValueError("the chat is empty: add a user message first")
@@ -201,9 +196,8 @@ def respond_request(
 def complete_request(
     specifier: shared.ModelSpecifier,
     prompt: str,
-    config: PredictionConfig | Mapping[str, Any] | None,
-    response_format: Any,
-    options: Mapping[str, Any],
+    cfg: PredictionConfig,
+    parser: Parser | None,
     *,
     raw_text_endpoint: bool,
 ) -> PredictionRequest:
@@ -216,7 +210,6 @@ def complete_request(
     """
     if not isinstance(prompt, str):
         raise TypeError(f"the prompt must be a str, got {type(prompt).__name__}")
-    cfg, parser = prepare_config(config, response_format, options)
     if raw_text_endpoint:
         if cfg.raw_tools is not None or cfg.tool_choice is not None:
             raise ValueError("tools cannot be used with completion (raw_text_endpoint=True)")

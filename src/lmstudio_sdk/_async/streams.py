@@ -1,4 +1,5 @@
-"""One generic scope for every stream: predictions, loads, downloads, log streams.
+"""The streams of the async API: one generic scope for every stream (predictions, loads,
+downloads, log streams), and the load and log streams the namespaces return.
 
 :class:`StreamScope` is what ``model.respond_stream(...)``, ``client.llm.load_stream(...)``
 and ``client.diagnostics.stream_logs()`` return: an async context manager that opens the
@@ -13,23 +14,31 @@ cancelled scope) sends nothing and waits for nothing. See ``docs/cancellation.md
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import anyio
+
 from .._boundary import sdk_boundary
 from .._sentinel import DEFAULT, DefaultType
+from ..errors import RemoteProtocolError
+from ..results import ModelInfo
 from ._exceptions import exceptions_unwrapped
 
 if TYPE_CHECKING:
+    from ..protocol.endpoints import diagnostics
     from ..protocol.endpoints._spec import ChannelSpec
     from .channel import Channel
     from .connection import Connection
+    from .handles import AsyncModelHandle
+    from .namespaces import _ModelNamespace
 
-__all__ = ["StreamScope"]
+__all__ = ["LoadStream", "LogStream", "StreamScope"]
 
 S = TypeVar("S")
+H = TypeVar("H", bound="AsyncModelHandle")
 
 
 @sdk_boundary
@@ -87,3 +96,91 @@ class StreamScope(AbstractAsyncContextManager[S], Generic[S]):
         finally:
             if self._finish is not None and self._stream is not None:
                 self._finish(self._stream)
+
+
+@sdk_boundary
+class LoadStream(Generic[H]):
+    """The progress of a model load: ``async for progress in load`` yields 0..1.
+
+    After the stream ended, :meth:`result` is the loaded model. ``resolved`` is the model
+    on disk the key resolved to (once the server said so).
+    """
+
+    def __init__(self, namespace: _ModelNamespace[H], channel: Channel[Any]) -> None:
+        self._namespace = namespace
+        self._channel = channel
+        self._handle: H | None = None
+        self.resolved: ModelInfo | None = None
+        self.progress: float = 0.0
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._handle is not None else f"{self.progress:.0%}"
+        return f"<LoadStream {self._channel.endpoint} {state}>"
+
+    def __aiter__(self) -> AsyncIterator[float]:
+        return self
+
+    async def __anext__(self) -> float:
+        while True:
+            try:
+                packet = await self._channel.receive()
+            except anyio.EndOfStream:
+                if self._handle is None:
+                    raise RemoteProtocolError(
+                        f"{self._channel.endpoint}: the server ended the load without "
+                        "reporting success"
+                    ) from None
+                raise StopAsyncIteration from None
+            progress = self._absorb(packet)
+            if progress is not None:
+                return progress
+
+    def _absorb_final_packets(self) -> None:
+        """After the scope: take in what arrived while the channel layer drained it."""
+        for packet in self._channel.final_packets:
+            self._absorb(packet)
+
+    def _absorb(self, packet: Any) -> float | None:
+        kind = getattr(packet, "type", None)
+        if kind in ("progress", "loadProgress"):
+            self.progress = float(packet.progress)
+            return self.progress
+        if kind in ("resolved", "startLoading"):
+            self.resolved = ModelInfo.from_wire(packet.info)
+        elif kind in ("success", "loadSuccess", "alreadyLoaded"):
+            self._handle = self._namespace._handle(packet.info)
+            self.progress = 1.0
+        return None
+
+    def result(self) -> H:
+        """The loaded model; raises ``RuntimeError`` if the load has not succeeded."""
+        if self._handle is None:
+            raise RuntimeError(
+                "the load has not finished: iterate the stream to its end first "
+                "(or it was cancelled or failed)"
+            )
+        return self._handle
+
+
+@sdk_boundary
+class LogStream:
+    """The server's log events: ``async for event in logs`` yields
+    :class:`~lmstudio_sdk.protocol.endpoints.diagnostics.DiagnosticsLogEvent` (``.timestamp``
+    in ms, ``.data``)."""
+
+    def __init__(self, channel: Channel[Any]) -> None:
+        self._channel = channel
+
+    def __aiter__(self) -> AsyncIterator[diagnostics.DiagnosticsLogEvent]:
+        return self
+
+    async def __anext__(self) -> diagnostics.DiagnosticsLogEvent:
+        from ..protocol.endpoints import diagnostics
+
+        while True:
+            try:
+                packet = await self._channel.receive()
+            except anyio.EndOfStream:
+                raise StopAsyncIteration from None
+            if isinstance(packet, diagnostics.StreamLogsLog):
+                return packet.log

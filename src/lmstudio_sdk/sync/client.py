@@ -27,15 +27,8 @@ from .._async.channel import DEFAULT_BUFFER_SIZE, DEFAULT_DRAIN_TIMEOUT
 from .._async.client import AsyncClient
 from .._async.connection import DEFAULT_TIMEOUT
 from .._async.transport import DEFAULT_CONNECT_TIMEOUT
+from . import namespaces
 from ._portal import Held, Portal, _closed_error, check_not_in_event_loop
-from .namespaces import (
-    DiagnosticsNamespace,
-    EmbeddingNamespace,
-    FilesNamespace,
-    LLMNamespace,
-    RepositoryNamespace,
-    SystemNamespace,
-)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -149,12 +142,12 @@ class Client:
         )
         self._runtime = _Runtime(self._async)
         self._finalizer = weakref.finalize(self, _Runtime.close, self._runtime)
-        self.system = SystemNamespace(self, self._async.system)
-        self.llm = LLMNamespace(self, self._async.llm)
-        self.embedding = EmbeddingNamespace(self, self._async.embedding)
-        self.files = FilesNamespace(self, self._async.files)
-        self.repository = RepositoryNamespace(self, self._async.repository)
-        self.diagnostics = DiagnosticsNamespace(self, self._async.diagnostics)
+        self.system = namespaces.SystemNamespace(self, self._async.system)
+        self.llm = namespaces.LLMNamespace(self, self._async.llm)
+        self.embedding = namespaces.EmbeddingNamespace(self, self._async.embedding)
+        self.files = namespaces.FilesNamespace(self, self._async.files)
+        self.repository = namespaces.RepositoryNamespace(self, self._async.repository)
+        self.diagnostics = namespaces.DiagnosticsNamespace(self, self._async.diagnostics)
 
     def __repr__(self) -> str:
         runtime = self._runtime

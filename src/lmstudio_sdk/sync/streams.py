@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .._async import namespaces as aio
 from .._async import prediction as aio_prediction
+from .._async import streams as aio
 from ..results import PredictionEvent, PredictionFragment, PromptProcessingProgress
 from ._feed import FedStream
 
